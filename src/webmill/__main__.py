@@ -1,0 +1,5 @@
+import sys
+
+from webmill.cli import main
+
+sys.exit(main())

@@ -1,0 +1,87 @@
+"""The corpus on disk: Parquet with a fixed, typed schema, zstd, large row groups, size-bounded files.
+
+Columns: the base columns below, then the typed signals of the recipe's stages (each stage declares
+its own), then `metadata`: a JSON object with anything else a document carried, so nothing is lost.
+Files are `data/NNN_RRRRR.parquet` (NNN: file number within the task, RRRRR: task rank).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow as pa
+from datatrove.pipeline.writers.parquet import ParquetWriter
+
+BASE_COLUMNS: dict[str, str] = {
+    "id": "string",
+    "text": "string",
+    "url": "string",
+    "date": "string",
+    "language": "string",
+    "language_score": "float32",
+    "warc_file": "string",
+    "warc_offset": "int64",
+}
+INTERNAL_KEYS = {"content_kind", "filter_reason"}
+ARROW_TYPES = {"string": pa.string(), "float32": pa.float32(), "float64": pa.float64(), "int32": pa.int32(),
+               "int64": pa.int64(), "bool": pa.bool_()}
+
+
+def output_columns(stage_columns: dict[str, str]) -> dict[str, str]:
+    columns = dict(BASE_COLUMNS)
+    for name, kind in stage_columns.items():
+        if columns.setdefault(name, kind) != kind:
+            raise ValueError(f"column {name!r} declared as both {columns[name]} and {kind}")
+    columns["metadata"] = "string"
+    return columns
+
+
+def arrow_schema(columns: dict[str, str]) -> pa.Schema:
+    return pa.schema([pa.field(name, ARROW_TYPES[kind]) for name, kind in columns.items()])
+
+
+def _typed(value, kind: str):
+    if value is None:
+        return None
+    if kind == "string":
+        return str(value)
+    if kind in ("int32", "int64"):
+        return int(value)
+    if kind in ("float32", "float64"):
+        return float(value)
+    return bool(value)
+
+
+class CorpusParquetWriter(ParquetWriter):
+    name = "📒 parquet corpus"
+
+    def __init__(self, output_folder: str, columns: dict[str, str], compression: str | None = "zstd",
+                 max_file_bytes: int = 1 << 30, row_group_rows: int = 100_000, row_group_bytes: int = 128 << 20):
+        self.columns = columns
+        super().__init__(output_folder, output_filename="${rank}.parquet", compression=compression,
+                         adapter=self._row, batch_size=row_group_rows, max_file_size=max_file_bytes,
+                         schema=arrow_schema(columns))
+        self.row_group_bytes = row_group_bytes
+        self._buffered_bytes: dict[str, int] = {}
+
+    def _row(self, _writer, document) -> dict:
+        meta = dict(document.metadata)
+        row = {"id": document.id, "text": document.text}
+        for name, kind in self.columns.items():
+            if name not in ("id", "text", "metadata"):
+                row[name] = _typed(meta.pop(name, None), kind)
+        rest = {k: v for k, v in meta.items() if k not in INTERNAL_KEYS}
+        row["metadata"] = json.dumps(rest, ensure_ascii=False, sort_keys=True, default=str) if rest else None
+        return row
+
+    def _write(self, document: dict, file_handler, filename: str):
+        # flush a row group at `batch_size` rows (parent) or at `row_group_bytes` of text, whichever first
+        key = self._get_filename_with_file_id(filename) if self.max_file_size > 0 else filename
+        super()._write(document, file_handler, filename)
+        if not self._batches.get(key):
+            self._buffered_bytes[key] = 0
+            return
+        self._buffered_bytes[key] = self._buffered_bytes.get(key, 0) + len(document["text"]) + 256
+        if self._buffered_bytes[key] >= self.row_group_bytes:
+            self._write_batch(key)
+            self._buffered_bytes[key] = 0
