@@ -87,7 +87,8 @@ class ArchiveReader(BaseDiskReader):
                 try:
                     for record in iterator:
                         last = start + record.stream_pos
-                        data = self._warc_record(record, filepath, last)
+                        with self.track_time():
+                            data = self._warc_record(record, filepath, last)
                         if data is not None:
                             yield data
                     start = None
