@@ -11,52 +11,68 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from datatrove.utils.stats import PipelineStats
 
 RESERVED = {"total", "forwarded", "dropped"}
 
 
-def _count(stats, label: str) -> int:
-    value = stats.stats.get(label) if hasattr(stats.stats, "get") else None
-    return int(value.total) if value is not None else 0
+def _number(value) -> float:
+    # datatrove writes a plain count as a number and a distribution as {"total": ..., "mean": ...}
+    return value.get("total", 0) if isinstance(value, dict) else value
 
 
-def merge_task_stats(logs: Path) -> PipelineStats | None:
+def merge_task_stats(logs: Path) -> list[dict] | None:
+    """Sum the per-task stat files, step by step: [{"name", "time", "counters"}, ...]."""
     files = sorted((logs / "stats").glob("*.json"))
     if not files:
         return None
-    merged = PipelineStats()
+    steps: list[dict] = []
     for file in files:
-        merged += PipelineStats.from_json(json.loads(file.read_text()))
-    return merged
+        for index, step in enumerate(json.loads(file.read_text())):
+            if index == len(steps):
+                steps.append({"name": step["name"], "time": 0.0, "counters": {}})
+            merged = steps[index]
+            merged["time"] += _number(step.get("time_stats", 0))
+            for label, value in step.get("stats", {}).items():
+                merged["counters"][label] = merged["counters"].get(label, 0) + int(_number(value))
+    return steps
 
 
-def stage_rows(merged: PipelineStats, labels: list[str]) -> list[dict]:
-    rows = []
-    for label, stats in zip(labels, merged.stats):
-        counters = {name: int(metric.total) for name, metric in stats.stats.items()}
-        read = counters.get("total", 0)
-        if label.endswith("write (parquet)"):
-            kept, dropped = read, {}
-        else:
-            kept = counters.get("forwarded", 0)
-            dropped = {k.removeprefix("dropped_"): v for k, v in counters.items() if k.startswith("dropped_")}
-            unexplained = counters.get("dropped", 0) - sum(dropped.values())
-            if unexplained > 0:
-                dropped["unspecified"] = unexplained
-        extra = {k: v for k, v in counters.items()
-                 if k not in RESERVED and not k.startswith("dropped_") and k not in ("doc_len", "doc_len_tokens")}
-        rows.append({
-            "stage": label,
-            "step": stats.name,
-            "read": read,
-            "kept": kept,
-            "dropped": dict(sorted(dropped.items(), key=lambda kv: (-kv[1], kv[0]))),
-            "changed": counters.get("changed", 0),
-            "time_s": round(stats.time_stats.total, 3),
-            "counters": extra,
-        })
-    return rows
+def stage_rows(steps: list[dict], labels: list[str]) -> list[dict]:
+    """One row per recipe stage; a stage built from several datatrove steps is read at its first
+    counting step and kept at its last, with the drops of all its steps."""
+    groups: dict[str, list[dict]] = {}
+    for label, step in zip(labels, steps):
+        groups.setdefault(label, []).append(step)
+    return [_stage_row(label, group) for label, group in groups.items()]
+
+
+def _stage_row(label: str, steps: list[dict]) -> dict:
+    counting = [s["counters"] for s in steps if "total" in s["counters"]] or [{}]
+    read = counting[0].get("total", 0)
+    dropped: dict[str, int] = {}
+    extra: dict[str, int] = {}
+    for step in steps:
+        counters = step["counters"]
+        reasons = {k.removeprefix("dropped_"): v for k, v in counters.items() if k.startswith("dropped_")}
+        unexplained = counters.get("dropped", 0) - sum(reasons.values())
+        if unexplained > 0:
+            reasons["unspecified"] = unexplained
+        for reason, n in reasons.items():
+            dropped[reason] = dropped.get(reason, 0) + n
+        for k, v in counters.items():
+            if k not in RESERVED and not k.startswith("dropped_") and k not in ("doc_len", "doc_len_tokens"):
+                extra[k] = extra.get(k, 0) + v
+    is_writer = label.endswith("write (parquet)")
+    return {
+        "stage": label,
+        "step": " + ".join(s["name"] for s in steps),
+        "read": read,
+        "kept": read if is_writer else counting[-1].get("forwarded", 0),
+        "dropped": {} if is_writer else dict(sorted(dropped.items(), key=lambda kv: (-kv[1], kv[0]))),
+        "changed": extra.pop("changed", 0),
+        "time_s": round(sum(s["time"] for s in steps), 3),
+        "counters": extra,
+    }
 
 
 def write_stats(path: Path, recipe_name: str, rows: list[dict], tasks: int, wall_s: float) -> dict:

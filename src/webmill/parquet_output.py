@@ -2,7 +2,8 @@
 
 Columns: the base columns below, then the typed signals of the recipe's stages (each stage declares
 its own), then `metadata`: a JSON object with anything else a document carried, so nothing is lost.
-Files are `data/NNN_RRRRR.parquet` (NNN: file number within the task, RRRRR: task rank).
+Each input file gets its own output file(s), `data/NNN_<input file>.parquet` (NNN counts files cut at
+the size bound), so the corpus is the same whatever the number of tasks that produced it.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ BASE_COLUMNS: dict[str, str] = {
     "warc_file": "string",
     "warc_offset": "int64",
 }
-INTERNAL_KEYS = {"content_kind", "filter_reason"}
+INTERNAL_KEYS = {"content_kind", "filter_reason", "shard", "file_path"}
 ARROW_TYPES = {"string": pa.string(), "float32": pa.float32(), "float64": pa.float64(), "int32": pa.int32(),
                "int64": pa.int64(), "bool": pa.bool_()}
 
@@ -58,11 +59,26 @@ class CorpusParquetWriter(ParquetWriter):
     def __init__(self, output_folder: str, columns: dict[str, str], compression: str | None = "zstd",
                  max_file_bytes: int = 1 << 30, row_group_rows: int = 100_000, row_group_bytes: int = 128 << 20):
         self.columns = columns
-        super().__init__(output_folder, output_filename="${rank}.parquet", compression=compression,
+        super().__init__(output_folder, output_filename="${shard}.parquet", compression=compression,
                          adapter=self._row, batch_size=row_group_rows, max_file_size=max_file_bytes,
                          schema=arrow_schema(columns))
         self.row_group_bytes = row_group_bytes
         self._buffered_bytes: dict[str, int] = {}
+        self._open_shard = None
+
+    def write(self, document, rank: int = 0, **kwargs):
+        # input files are read one after another: finish the previous file's output before starting the next,
+        # so only one row group is ever buffered
+        shard = document.metadata.get("shard", f"{rank:05d}")
+        document.metadata["shard"] = shard
+        if self._open_shard is not None and shard != self._open_shard:
+            self.close_file(f"{self._open_shard}.parquet")
+        self._open_shard = shard
+        super().write(document, rank, **kwargs)
+
+    def _write_batch(self, filename):
+        super()._write_batch(filename)
+        self._buffered_bytes[filename] = 0
 
     def _row(self, _writer, document) -> dict:
         meta = dict(document.metadata)
@@ -78,10 +94,7 @@ class CorpusParquetWriter(ParquetWriter):
         # flush a row group at `batch_size` rows (parent) or at `row_group_bytes` of text, whichever first
         key = self._get_filename_with_file_id(filename) if self.max_file_size > 0 else filename
         super()._write(document, file_handler, filename)
-        if not self._batches.get(key):
-            self._buffered_bytes[key] = 0
-            return
-        self._buffered_bytes[key] = self._buffered_bytes.get(key, 0) + len(document["text"]) + 256
-        if self._buffered_bytes[key] >= self.row_group_bytes:
-            self._write_batch(key)
-            self._buffered_bytes[key] = 0
+        if self._batches.get(key):  # still buffered (the parent did not just flush at batch_size rows)
+            self._buffered_bytes[key] = self._buffered_bytes.get(key, 0) + len(document["text"]) + 256
+            if self._buffered_bytes[key] >= self.row_group_bytes:
+                self._write_batch(key)

@@ -13,6 +13,7 @@ from webmill.parquet_output import CorpusParquetWriter, output_columns
 from webmill.recipe import Recipe
 from webmill.stages.archive_reader import ArchiveReader
 from webmill.stages.registry import BuildContext
+from webmill.stages.shards import TagShard
 
 
 @dataclass
@@ -65,17 +66,18 @@ def build_reader(recipe: Recipe, root: str, paths_file: Path, limit: int, progre
                              exclusion_writer=exclusions(0, "read") if exclusions else None)
     reader_cls = JsonlReader if fmt == "jsonl" else ParquetReader
     reader = reader_cls(root, paths_file=str(paths_file), limit=limit, doc_progress=progress,
-                        text_key=recipe.input.text_key, id_key=recipe.input.id_key, add_file_path=False,
+                        text_key=recipe.input.text_key, id_key=recipe.input.id_key,
                         default_metadata={"content_kind": "text"})
-    return reader
+    return [reader, TagShard(root)]
 
 
 def build_pipeline(recipe: Recipe, layout: OutputLayout, limit: int = -1,
                    progress: bool = False) -> tuple[list, list[str]]:
     """Return the datatrove steps and, for each, the recipe stage it comes from (for the stats)."""
     root, paths_file = write_input_list(recipe, layout)
-    steps = [build_reader(recipe, root, paths_file, limit, progress)]
-    labels = [f"0:read ({recipe.input_format})"]
+    reader = build_reader(recipe, root, paths_file, limit, progress)
+    steps = reader if isinstance(reader, list) else [reader]
+    labels = [f"0:read ({recipe.input_format})"] * len(steps)
     factory = exclusion_factory(recipe.output.exclusions)
     stage_columns: dict[str, str] = {}
     for index, stage in enumerate(recipe.stages, start=1):

@@ -20,6 +20,7 @@ from datatrove.utils.logging import logger
 from datatrove.utils.typeshelper import StatHints
 
 from webmill.stages.decoding import decode_html, looks_like_html
+from webmill.stages.shards import shard_name
 
 HTML_TYPES = ("text/html", "application/xhtml+xml")
 GZIP_MAGIC = b"\x1f\x8b\x08"
@@ -65,7 +66,9 @@ class ArchiveReader(BaseDiskReader):
 
     def read_file(self, filepath: str) -> Iterator[Document]:
         reader = self._read_arc if ".arc" in os.path.basename(filepath).lower() else self._read_warc
+        shard = shard_name(filepath)
         for data in reader(filepath):
+            data["shard"] = shard
             document = self.get_document_from_dict(data, filepath, data["warc_offset"])
             yield document
             # counted only once the consumer asked for the next one, so a `limit` cut is not counted

@@ -1,0 +1,38 @@
+"""Which input file a document came from, as the stem of its output file.
+
+Naming output after the input file (not after the task) makes the corpus identical whatever the number
+of tasks: a file's documents are always read, processed and written in the same order.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+from datatrove.pipeline.base import PipelineStep
+from datatrove.utils.typeshelper import StatHints
+
+
+def shard_name(relative_path: str) -> str:
+    """An input file's path below the input root, flattened and made safe for a file name."""
+    flat = relative_path.replace("\\", "/").strip("/").replace("/", "__")
+    return re.sub(r"[^A-Za-z0-9._=-]", "_", flat) or "input"
+
+
+class TagShard(PipelineStep):
+    """For text inputs (JSONL/Parquet), whose readers record the absolute `file_path` only."""
+
+    type = "🏷 - TAG"
+    name = "input shard"
+
+    def __init__(self, root: str):
+        super().__init__()
+        self.root = root
+
+    def run(self, data, rank: int = 0, world_size: int = 1):
+        for doc in data:
+            self.stat_update(StatHints.total, StatHints.forwarded)  # datatrove's text readers count per file only
+            path = doc.metadata.pop("file_path", None)
+            if path and "shard" not in doc.metadata:
+                doc.metadata["shard"] = shard_name(os.path.relpath(path, self.root))
+            yield doc
