@@ -23,7 +23,7 @@ BASE_COLUMNS: dict[str, str] = {
     "warc_file": "string",
     "warc_offset": "int64",
 }
-INTERNAL_KEYS = {"content_kind", "filter_reason", "shard", "file_path"}
+INTERNAL_KEYS = {"content_kind", "filter_reason", "shard", "shard_index", "file_path"}
 ARROW_TYPES = {"string": pa.string(), "float32": pa.float32(), "float64": pa.float64(), "int32": pa.int32(),
                "int64": pa.int64(), "bool": pa.bool_()}
 

@@ -1,9 +1,16 @@
-"""A validated recipe → the list of datatrove steps: reader, the recipe's stages, Parquet writer."""
+"""A validated recipe → a plan of datatrove pipelines: reader, the recipe's stages, Parquet writer.
+
+Most recipes are one pipeline. A stage that needs the whole corpus before it can decide (deduplication)
+puts a `Barrier` among its steps: the plan is then cut into phases. Each document phase ends by saving
+its documents to `work/phase_N/<input index>.jsonl.gz`; the global jobs run; the next phase reads
+those files back. Everything is keyed by input file, never by task, so the task count does not change
+the result.
+"""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from datatrove.pipeline.readers import JsonlReader, ParquetReader
@@ -12,13 +19,13 @@ from datatrove.pipeline.writers import JsonlWriter
 from webmill.parquet_output import CorpusParquetWriter, output_columns
 from webmill.recipe import Recipe
 from webmill.stages.archive_reader import ArchiveReader
-from webmill.stages.registry import BuildContext
+from webmill.stages.registry import Barrier, BuildContext
 from webmill.stages.shards import TagShard
 
 
 @dataclass
 class OutputLayout:
-    """Where a run writes: the corpus, its stats, datatrove's logs and the input file list."""
+    """Where a run writes: the corpus, its stats, datatrove's logs, intermediate files."""
 
     root: Path
 
@@ -31,6 +38,10 @@ class OutputLayout:
         return self.root / "logs"
 
     @property
+    def work(self) -> Path:
+        return self.root / "work"
+
+    @property
     def stats(self) -> Path:
         return self.root / "stats.json"
 
@@ -39,12 +50,28 @@ class OutputLayout:
         return self.logs / "input_files.txt"
 
 
-def write_input_list(recipe: Recipe, layout: OutputLayout) -> tuple[str, Path]:
+@dataclass
+class Phase:
+    """One datatrove executor run: its steps, the stage label of each step, its task count."""
+
+    name: str
+    steps: list = field(default_factory=list)
+    labels: list[str] = field(default_factory=list)
+    tasks: int | None = None  # None: the recipe's task count
+
+    def add(self, steps, label: str) -> None:
+        steps = steps if isinstance(steps, list) else [steps]
+        self.steps.extend(steps)
+        self.labels.extend([label] * len(steps))
+
+
+def write_input_list(recipe: Recipe, layout: OutputLayout) -> tuple[str, Path, list[str]]:
     """datatrove shards a paths file across tasks (file i goes to task i % tasks), deterministically."""
     root = os.path.commonpath([os.path.dirname(f) for f in recipe.input_files])
+    relative = [os.path.relpath(f, root) for f in recipe.input_files]
     layout.logs.mkdir(parents=True, exist_ok=True)
-    layout.input_list.write_text("".join(os.path.relpath(f, root) + "\n" for f in recipe.input_files))
-    return root, layout.input_list
+    layout.input_list.write_text("".join(r + "\n" for r in relative))
+    return root, layout.input_list, relative
 
 
 def exclusion_factory(folder: str | None):
@@ -57,41 +84,54 @@ def exclusion_factory(folder: str | None):
     return make
 
 
-def build_reader(recipe: Recipe, root: str, paths_file: Path, limit: int, progress: bool):
+def build_reader(recipe: Recipe, root: str, paths_file: Path, relative: list[str], limit: int, progress: bool):
     exclusions = exclusion_factory(recipe.output.exclusions)
     fmt = recipe.input_format
     if fmt == "warc":
-        return ArchiveReader(root, paths_file=str(paths_file), limit=limit, doc_progress=progress,
-                             max_record_bytes=int(recipe.input.max_record_mb * 1_000_000),
-                             exclusion_writer=exclusions(0, "read") if exclusions else None)
+        reader = ArchiveReader(root, paths_file=str(paths_file), limit=limit, doc_progress=progress,
+                               max_record_bytes=int(recipe.input.max_record_mb * 1_000_000),
+                               exclusion_writer=exclusions(0, "read") if exclusions else None)
+        return [reader, TagShard(root, relative)]
     reader_cls = JsonlReader if fmt == "jsonl" else ParquetReader
     reader = reader_cls(root, paths_file=str(paths_file), limit=limit, doc_progress=progress,
                         text_key=recipe.input.text_key, id_key=recipe.input.id_key,
                         default_metadata={"content_kind": "text"})
-    return [reader, TagShard(root)]
+    return [reader, TagShard(root, relative, count=True)]
 
 
-def build_pipeline(recipe: Recipe, layout: OutputLayout, limit: int = -1,
-                   progress: bool = False) -> tuple[list, list[str]]:
-    """Return the datatrove steps and, for each, the recipe stage it comes from (for the stats)."""
-    root, paths_file = write_input_list(recipe, layout)
-    reader = build_reader(recipe, root, paths_file, limit, progress)
-    steps = reader if isinstance(reader, list) else [reader]
-    labels = [f"0:read ({recipe.input_format})"] * len(steps)
+def build_plan(recipe: Recipe, layout: OutputLayout, limit: int = -1, progress: bool = False) -> list[Phase]:
+    root, paths_file, relative = write_input_list(recipe, layout)
+    phases = [Phase("phase_0")]
+    phases[0].add(build_reader(recipe, root, paths_file, relative, limit, progress), f"0:read ({recipe.input_format})")
     factory = exclusion_factory(recipe.output.exclusions)
     stage_columns: dict[str, str] = {}
     for index, stage in enumerate(recipe.stages, start=1):
-        built = stage.spec.build(stage.params, BuildContext(stage_index=index, exclusion_writer_factory=factory))
-        built = built if isinstance(built, list) else [built]
-        steps.extend(built)
-        labels.extend([stage.label] * len(built))
+        built = stage.spec.build(stage.params, BuildContext(stage_index=index, exclusion_writer_factory=factory,
+                                                            work_dir=str(layout.work / f"{index:02d}_{stage.spec.name}")))
+        for step in built if isinstance(built, list) else [built]:
+            if isinstance(step, Barrier):
+                cut_phase(phases, step, stage.label, layout)
+            else:
+                phases[-1].add(step, stage.label)
         stage_columns.update(stage.spec.columns)
     out = recipe.output
-    steps.append(CorpusParquetWriter(
+    phases[-1].add(CorpusParquetWriter(
         str(layout.data), output_columns(stage_columns),
         compression=None if out.compression == "none" else out.compression,
         max_file_bytes=out.max_file_mb << 20, row_group_rows=out.row_group_rows,
         row_group_bytes=out.row_group_mb << 20,
-    ))
-    labels.append(f"{len(recipe.stages) + 1}:write (parquet)")
-    return steps, labels
+    ), f"{len(recipe.stages) + 1}:write (parquet)")
+    return phases
+
+
+def cut_phase(phases: list[Phase], barrier: Barrier, label: str, layout: OutputLayout) -> None:
+    """End the current document phase at `barrier`, run its global jobs, start the next phase."""
+    current = phases[-1]
+    saved = layout.work / current.name
+    current.add(JsonlWriter(str(saved), output_filename="${shard_index}.jsonl.gz"), label)
+    for job in barrier.jobs:
+        phases.append(Phase(f"{label.replace(':', '_')}_{job.name}", tasks=job.tasks))
+        phases[-1].add(job.steps, label)
+    following = Phase(f"phase_{sum(p.tasks is None for p in phases)}")
+    following.add(JsonlReader(str(saved), glob_pattern="*.jsonl.gz", add_file_path=False), label)
+    phases.append(following)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from webmill.accounting import merge_task_stats, stage_rows, write_stats
 from webmill.errors import WebmillError
-from webmill.pipeline import OutputLayout, build_pipeline
+from webmill.pipeline import OutputLayout, Phase, build_plan
 from webmill.recipe import Recipe
 
 
@@ -50,14 +50,16 @@ def prepare_output(layout: OutputLayout, fingerprint: dict, overwrite: bool) -> 
         raise WebmillError(f"cannot write to the output folder {layout.root}: {err.strerror}") from None
 
 
-def make_executor(recipe: Recipe, pipeline: list, layout: OutputLayout):
+def make_executor(recipe: Recipe, phase: Phase, layout: OutputLayout, depends=None):
     ex = recipe.executor
-    logging_dir = str(layout.logs)
+    tasks = phase.tasks or ex.tasks
+    workers = min(ex.workers if ex.workers > 0 else tasks, tasks)
+    logging_dir = str(layout.logs / phase.name)
     if ex.kind == "local":
         from datatrove.executor import LocalPipelineExecutor
 
-        return LocalPipelineExecutor(pipeline, tasks=ex.tasks, workers=ex.workers, logging_dir=logging_dir,
-                                     start_method="fork")
+        return LocalPipelineExecutor(phase.steps, tasks=tasks, workers=workers, logging_dir=logging_dir,
+                                     start_method="fork", depends=depends)
     if ex.kind == "ray":
         try:
             import ray
@@ -68,29 +70,37 @@ def make_executor(recipe: Recipe, pipeline: list, layout: OutputLayout):
         address = ex.ray_address or os.environ.get("RAY_ADDRESS")
         if not ray.is_initialized():
             ray.init(address=address, include_dashboard=False, log_to_driver=False)
-        return RayPipelineExecutor(pipeline, tasks=ex.tasks, workers=ex.workers, logging_dir=logging_dir,
-                                   cpus_per_task=ex.cpus_per_task, mem_per_cpu_gb=ex.mem_per_cpu_gb)
+        return RayPipelineExecutor(phase.steps, tasks=tasks, workers=workers, logging_dir=logging_dir,
+                                   cpus_per_task=ex.cpus_per_task, mem_per_cpu_gb=ex.mem_per_cpu_gb,
+                                   depends=depends)
     from datatrove.executor import SlurmPipelineExecutor
 
     if not ex.partition:
         raise WebmillError(f"{recipe.path}: the slurm executor needs executor.partition (or --partition)")
-    return SlurmPipelineExecutor(pipeline, tasks=ex.tasks, time=ex.time, partition=ex.partition,
+    return SlurmPipelineExecutor(phase.steps, tasks=tasks, time=ex.time, partition=ex.partition,
                                  cpus_per_task=ex.cpus_per_task, mem_per_cpu_gb=ex.mem_per_cpu_gb,
-                                 workers=ex.workers, logging_dir=logging_dir, job_name=f"webmill-{recipe.name}")
+                                 workers=workers, logging_dir=logging_dir, depends=depends,
+                                 job_name=f"webmill-{recipe.name}-{phase.name}")
 
 
 def run_recipe(recipe: Recipe, limit: int = -1, overwrite: bool = False, progress: bool = True) -> dict | None:
     """Run and return the stats report (None when the executor only submitted jobs, as Slurm does)."""
     layout = OutputLayout(Path(recipe.output.dir))
     prepare_output(layout, recipe_fingerprint(recipe, limit), overwrite)
-    pipeline, labels = build_pipeline(recipe, layout, limit=limit, progress=progress)
-    executor = make_executor(recipe, pipeline, layout)
+    phases = build_plan(recipe, layout, limit=limit, progress=progress)
+    executor = None
+    for phase in phases:  # each phase waits for the previous one (datatrove's `depends`)
+        executor = make_executor(recipe, phase, layout, depends=executor)
     started = time.perf_counter()
     executor.run()
     if recipe.executor.kind == "slurm":
         return None
-    merged = merge_task_stats(layout.logs)
-    if merged is None:
-        raise WebmillError(f"the run finished without task statistics; see the logs in {layout.logs}")
-    rows = stage_rows(merged, labels)
+    steps, labels = [], []
+    for phase in phases:
+        merged = merge_task_stats(layout.logs / phase.name)
+        if merged is None:
+            raise WebmillError(f"the run finished without task statistics; see the logs in {layout.logs / phase.name}")
+        steps.extend(merged)
+        labels.extend(phase.labels)
+    rows = stage_rows(steps, labels)
     return write_stats(layout.stats, recipe.name, rows, recipe.executor.tasks, time.perf_counter() - started)

@@ -26,11 +26,30 @@ class BuildContext:
 
     stage_index: int
     exclusion_writer_factory: Callable[[int, str], Any] | None = None
+    work_dir: str = ""  # a folder of this stage's own for intermediate files (signatures, indexes)
 
     def exclusion_writer(self, stage_name: str):
         if self.exclusion_writer_factory is None:
             return None
         return self.exclusion_writer_factory(self.stage_index, stage_name)
+
+
+@dataclass
+class GlobalJob:
+    """Steps that run between two phases on what the earlier phase wrote (e.g. dedup clustering)."""
+
+    name: str
+    steps: list
+    tasks: int = 1
+
+
+@dataclass
+class Barrier:
+    """Put inside a stage's list of steps: every task must finish what comes before it (and the global
+    jobs must run) before any task starts what comes after it. The runner saves the documents at the
+    barrier and reads them back afterwards, keyed by input file, so the result does not depend on tasks."""
+
+    jobs: list[GlobalJob] = field(default_factory=list)
 
 
 @dataclass

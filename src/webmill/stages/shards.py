@@ -20,19 +20,25 @@ def shard_name(relative_path: str) -> str:
 
 
 class TagShard(PipelineStep):
-    """For text inputs (JSONL/Parquet), whose readers record the absolute `file_path` only."""
+    """Records each document's input file: `shard` (its name) and `shard_index` (its position in the
+    sorted input list, zero-padded so file names sort in input order). Text readers only give an
+    absolute `file_path`; the archive reader sets `shard` itself."""
 
     type = "🏷 - TAG"
     name = "input shard"
 
-    def __init__(self, root: str):
+    def __init__(self, root: str, relative_paths: list[str], count: bool = False):
         super().__init__()
         self.root = root
+        self.index = {shard_name(p): f"{i:06d}" for i, p in enumerate(relative_paths)}
+        self.count = count
 
     def run(self, data, rank: int = 0, world_size: int = 1):
         for doc in data:
-            self.stat_update(StatHints.total, StatHints.forwarded)  # datatrove's text readers count per file only
+            if self.count:  # datatrove's text readers count per file only
+                self.stat_update(StatHints.total, StatHints.forwarded)
             path = doc.metadata.pop("file_path", None)
             if path and "shard" not in doc.metadata:
                 doc.metadata["shard"] = shard_name(os.path.relpath(path, self.root))
+            doc.metadata["shard_index"] = self.index.get(doc.metadata.get("shard"), "999999")
             yield doc

@@ -1,0 +1,1 @@
+"""Deduplication: exact (by key) and near-duplicate (MinHash)."""
