@@ -3,12 +3,15 @@
 Columns: the base columns below, then the typed signals of the recipe's stages (each stage declares
 its own), then `metadata`: a JSON object with anything else a document carried, so nothing is lost.
 Each input file gets its own output file(s), `data/NNN_<input file>.parquet` (NNN counts files cut at
-the size bound), so the corpus is the same whatever the number of tasks that produced it.
+the size bound), so the corpus is the same whatever the number of tasks that produced it. A file is
+written under `data/.partial/` and moved into `data/` only once complete, so an interrupted run never
+leaves a half-written file among the finished ones (readers skip dot-folders).
 """
 
 from __future__ import annotations
 
 import json
+from string import Template
 
 import pyarrow as pa
 from datatrove.pipeline.writers.parquet import ParquetWriter
@@ -23,6 +26,7 @@ BASE_COLUMNS: dict[str, str] = {
     "warc_file": "string",
     "warc_offset": "int64",
 }
+PARTIAL = ".partial"
 INTERNAL_KEYS = {"content_kind", "filter_reason", "shard", "shard_index", "file_path"}
 ARROW_TYPES = {"string": pa.string(), "float32": pa.float32(), "float64": pa.float64(), "int32": pa.int32(),
                "int64": pa.int64(), "bool": pa.bool_()}
@@ -53,17 +57,45 @@ def _typed(value, kind: str):
     return bool(value)
 
 
+class DeferredErrorFile:
+    """A file wrapper for pyarrow: a failing write (disk full) inside pyarrow's C++ writer aborts the whole
+    process instead of raising; so the error is kept here and raised once pyarrow has returned."""
+
+    def __init__(self, file):
+        self.file = file
+        self.error: OSError | None = None
+
+    def write(self, data):
+        if self.error is None:
+            try:
+                return self.file.write(data)
+            except OSError as err:
+                self.error = err
+        return len(data)
+
+    def raise_if_failed(self):
+        if self.error is not None:
+            raise self.error
+
+    def __getattr__(self, name):
+        return getattr(self.file, name)
+
+
 class CorpusParquetWriter(ParquetWriter):
     name = "📒 parquet corpus"
 
     def __init__(self, output_folder: str, columns: dict[str, str], compression: str | None = "zstd",
                  max_file_bytes: int = 1 << 30, row_group_rows: int = 100_000, row_group_bytes: int = 128 << 20):
         self.columns = columns
-        super().__init__(output_folder, output_filename="${shard}.parquet", compression=compression,
+        super().__init__(output_folder, output_filename="${rank}.parquet", compression=compression,
                          adapter=self._row, batch_size=row_group_rows, max_file_size=max_file_bytes,
                          schema=arrow_schema(columns))
+        # named by input file, not by task rank (see the module docstring); set after the parent's
+        # constructor, which warns about templates without ${rank}
+        self.output_filename = Template(f"{PARTIAL}/${{shard}}.parquet")
         self.row_group_bytes = row_group_bytes
         self._buffered_bytes: dict[str, int] = {}
+        self._guards: dict[str, DeferredErrorFile] = {}
         self._open_shard = None
 
     def write(self, document, rank: int = 0, **kwargs):
@@ -72,13 +104,28 @@ class CorpusParquetWriter(ParquetWriter):
         shard = document.metadata.get("shard", f"{rank:05d}")
         document.metadata["shard"] = shard
         if self._open_shard is not None and shard != self._open_shard:
-            self.close_file(f"{self._open_shard}.parquet")
+            self.close_file(f"{PARTIAL}/{self._open_shard}.parquet")
         self._open_shard = shard
         super().write(document, rank, **kwargs)
+
+    def close_file(self, filename):
+        if self.max_file_size > 0 and filename not in self._writers:
+            filename = self._get_filename_with_file_id(filename)
+        super().close_file(filename)
+        self._guards.pop(filename).raise_if_failed()
+        # complete: move it out of the partial folder
+        self.output_folder.mv(filename, filename.removeprefix(f"{PARTIAL}/"))
+
+    def close(self):
+        super().close()
+        if self.output_folder.isdir(PARTIAL) and not self.output_folder.ls(PARTIAL):
+            self.output_folder.rmdir(PARTIAL)
 
     def _write_batch(self, filename):
         super()._write_batch(filename)
         self._buffered_bytes[filename] = 0
+        if filename in self._guards:
+            self._guards[filename].raise_if_failed()
 
     def _row(self, _writer, document) -> dict:
         meta = dict(document.metadata)
@@ -93,7 +140,9 @@ class CorpusParquetWriter(ParquetWriter):
     def _write(self, document: dict, file_handler, filename: str):
         # flush a row group at `batch_size` rows (parent) or at `row_group_bytes` of text, whichever first
         key = self._get_filename_with_file_id(filename) if self.max_file_size > 0 else filename
-        super()._write(document, file_handler, filename)
+        if key not in self._guards:
+            self._guards[key] = DeferredErrorFile(file_handler)
+        super()._write(document, self._guards[key], filename)
         if self._batches.get(key):  # still buffered (the parent did not just flush at batch_size rows)
             self._buffered_bytes[key] = self._buffered_bytes.get(key, 0) + len(document["text"]) + 256
             if self._buffered_bytes[key] >= self.row_group_bytes:

@@ -92,7 +92,15 @@ def run_recipe(recipe: Recipe, limit: int = -1, overwrite: bool = False, progres
     for phase in phases:  # each phase waits for the previous one (datatrove's `depends`)
         executor = make_executor(recipe, phase, layout, depends=executor)
     started = time.perf_counter()
-    executor.run()
+    try:
+        executor.run()
+    except Exception as err:  # a task failed: completed tasks stay done, the run can be resumed
+        reason = "the disk is full or a file size limit was hit" if getattr(err, "errno", None) in (28, 27) else ""
+        raise WebmillError(
+            f"the run failed ({type(err).__name__}: {err}{'; ' + reason if reason else ''}). Completed tasks are "
+            f"kept and no unfinished output is in {layout.data}; fix the cause and run the same command again to "
+            f"resume (task logs in {layout.logs})"
+        ) from None
     if recipe.executor.kind == "slurm":
         return None
     steps, labels = [], []

@@ -40,5 +40,7 @@ class TagShard(PipelineStep):
             path = doc.metadata.pop("file_path", None)
             if path and "shard" not in doc.metadata:
                 doc.metadata["shard"] = shard_name(os.path.relpath(path, self.root))
+            # names output files: never trust a value that arrived with the input (e.g. "../../x")
+            doc.metadata["shard"] = shard_name(str(doc.metadata.get("shard", "input")))
             doc.metadata["shard_index"] = self.index.get(doc.metadata.get("shard"), "999999")
             yield doc
