@@ -4,15 +4,20 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 SETUP   = $(VENV)/.webmill-setup
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test bench fuzz clean
 
 setup: $(SETUP)
 
 $(SETUP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,ray]'
+	VENV=$(VENV) bash scripts/build_kenlm.sh
 	touch $@
+
+.PHONY: kenlm-tools
+kenlm-tools:  # KenLM's lmplz and build_binary into $(BIN), for `webmill kenlm train`
+	VENV=$(VENV) bash scripts/build_kenlm.sh
 
 demo: setup
 	$(BIN)/webmill run pipelines/refinedweb.yaml --overwrite --quiet
@@ -21,6 +26,9 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m pytest
+
+fuzz: setup  # the reader fuzzer with a long budget (the test suite runs a short one)
+	WEBMILL_FUZZ_EXAMPLES=$${WEBMILL_FUZZ_EXAMPLES:-5000} $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_fuzz_reader.py
 
 bench: setup
 	$(BIN)/python bench/pipeline.py

@@ -91,3 +91,15 @@ def test_stages_command_lists_every_stage_with_defaults():
                  "fineweb_quality", "refinedweb_lines"):
         assert f"\n{name}: " in "\n" + result.stdout
     assert "min_score (float, default 0.65)" in result.stdout
+
+
+def test_slurm_dry_run_prints_sbatch_scripts_and_writes_nothing(tmp_path, warc_input):
+    path = write_recipe(tmp_path / "r.yaml", ["extract", "exact_dedup"], [warc_input], tmp_path / "out",
+                        executor={"tasks": 3})
+    result = subprocess.run([sys.executable, "-m", "webmill", "run", str(path), "--executor", "slurm",
+                             "--partition", "cpu-long", "--dry-run"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("#!/bin/bash") == 3  # documents, then the global job, then documents again
+    assert "#SBATCH --partition=cpu-long" in result.stdout and "#SBATCH --array=0-2" in result.stdout
+    assert "--dependency=afterok" in result.stdout
+    assert not [p for p in (tmp_path / "out").rglob("*") if p.is_file()]  # (datatrove makes empty log folders)

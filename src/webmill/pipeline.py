@@ -65,12 +65,13 @@ class Phase:
         self.labels.extend([label] * len(steps))
 
 
-def write_input_list(recipe: Recipe, layout: OutputLayout) -> tuple[str, Path, list[str]]:
+def write_input_list(recipe: Recipe, layout: OutputLayout, dry_run: bool = False) -> tuple[str, Path, list[str]]:
     """datatrove shards a paths file across tasks (file i goes to task i % tasks), deterministically."""
     root = os.path.commonpath([os.path.dirname(f) for f in recipe.input_files])
     relative = [os.path.relpath(f, root) for f in recipe.input_files]
-    layout.logs.mkdir(parents=True, exist_ok=True)
-    layout.input_list.write_text("".join(r + "\n" for r in relative))
+    if not dry_run:
+        layout.logs.mkdir(parents=True, exist_ok=True)
+        layout.input_list.write_text("".join(r + "\n" for r in relative))
     return root, layout.input_list, relative
 
 
@@ -99,8 +100,9 @@ def build_reader(recipe: Recipe, root: str, paths_file: Path, relative: list[str
     return [reader, TagShard(root, relative, count=True)]
 
 
-def build_plan(recipe: Recipe, layout: OutputLayout, limit: int = -1, progress: bool = False) -> list[Phase]:
-    root, paths_file, relative = write_input_list(recipe, layout)
+def build_plan(recipe: Recipe, layout: OutputLayout, limit: int = -1, progress: bool = False,
+               dry_run: bool = False) -> list[Phase]:
+    root, paths_file, relative = write_input_list(recipe, layout, dry_run)
     phases = [Phase("phase_0")]
     phases[0].add(build_reader(recipe, root, paths_file, relative, limit, progress), f"0:read ({recipe.input_format})")
     factory = exclusion_factory(recipe.output.exclusions)

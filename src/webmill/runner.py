@@ -10,6 +10,7 @@ import dataclasses
 import json
 import os
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -40,7 +41,7 @@ def prepare_output(layout: OutputLayout, fingerprint: dict, overwrite: bool) -> 
                 f"{layout.root} holds the output of a different recipe, inputs or settings; "
                 "choose another --output or pass --overwrite"
             )
-    elif layout.root.exists() and any(layout.root.iterdir()):
+    elif layout.root.exists() and any(p.is_file() for p in layout.root.rglob("*")):
         raise WebmillError(f"{layout.root} exists and is not a webmill output; choose another --output "
                            "or pass --overwrite")
     try:
@@ -77,10 +78,33 @@ def make_executor(recipe: Recipe, phase: Phase, layout: OutputLayout, depends=No
 
     if not ex.partition:
         raise WebmillError(f"{recipe.path}: the slurm executor needs executor.partition (or --partition)")
+    activate = os.path.join(sys.prefix, "bin", "activate")
     return SlurmPipelineExecutor(phase.steps, tasks=tasks, time=ex.time, partition=ex.partition,
                                  cpus_per_task=ex.cpus_per_task, mem_per_cpu_gb=ex.mem_per_cpu_gb,
                                  workers=workers, logging_dir=logging_dir, depends=depends,
+                                 venv_path=activate if os.path.exists(activate) else None,
                                  job_name=f"webmill-{recipe.name}-{phase.name}")
+
+
+def describe_plan(recipe: Recipe, limit: int = -1) -> str:
+    """What a run would do, without running it: phases, tasks, steps; for Slurm, the sbatch scripts."""
+    layout = OutputLayout(Path(recipe.output.dir))
+    phases = build_plan(recipe, layout, limit=limit, dry_run=True)
+    lines = []
+    for number, phase in enumerate(phases):
+        tasks = phase.tasks or recipe.executor.tasks
+        lines.append(f"# phase {number}: {phase.name}, {tasks} task(s)" + (", after the previous phase" if number else ""))
+        lines.extend(f"#   {label:<24} {step}" for label, step in zip(phase.labels, phase.steps))
+        if recipe.executor.kind == "slurm":
+            executor = make_executor(recipe, phase, layout)
+            script = executor.get_launch_file_contents(
+                executor.get_sbatch_args(min(tasks, executor.max_array_size)),
+                f"srun -l launch_pickled_pipeline {executor.logging_dir.resolve_paths('executor.pik')}")
+            lines.append(script.rstrip())
+            if number:
+                lines.append("# submitted with --dependency=afterok:<job id of the previous phase>")
+        lines.append("")
+    return "\n".join(lines)
 
 
 def run_recipe(recipe: Recipe, limit: int = -1, overwrite: bool = False, progress: bool = True) -> dict | None:

@@ -3,12 +3,15 @@
 Three steps around a `Barrier`:
 
 1. `CollectKeys` (every task): for each document, one record (key, preference, input file, position in
-   that file) per key; documents pass through unchanged. The task sorts its records and writes them to
-   `keys/<rank>.bin`. Memory: 24 bytes per record of the task.
-2. `ResolveKeys` (one global job): a streaming k-way merge of the sorted files. Among records sharing a
+   that file) per key; documents pass through unchanged. The task sorts its records in runs of at most
+   `buffer_records` (24 bytes each) and writes each run to `keys/<rank>_<run>.bin`.
+2. `ResolveKeys` (one global job): a streaming k-way merge of the sorted runs. Among records sharing a
    key, the one with the smallest (preference, input file, position) survives — an order that does not
    depend on tasks. The losers are appended to `remove/<input file>.bin`; memory stays flat.
 3. `DropKeyed` (every task, after the barrier): drops documents listed for their input file.
+
+`SortedRuns` and `merge_runs` are the shared sort/merge machinery (line dedup uses them with its own
+record layout).
 
 Keys are 64-bit hashes (blake2b): among a billion distinct keys the chance that any two collide is
 about 3 %, and a collision costs one document.
@@ -40,17 +43,63 @@ def hash64(text: str) -> int:
 KeyFunction = Callable[[Document], list[tuple[int, int]]]
 
 
+class SortedRuns:
+    """Records of one task, sorted and written to disk in runs of at most `buffer_records` records:
+    `<folder>/<rank>_<run>.bin`. Memory: one run. A rerun of the task first removes its old runs."""
+
+    def __init__(self, folder: str, rank: int, dtype: np.dtype, buffer_records: int = 1 << 21):
+        self.folder, self.rank, self.dtype = folder, rank, dtype
+        self.buffer = np.empty(max(1, buffer_records), dtype=dtype)
+        self.count = 0
+        self.runs = 0
+        os.makedirs(folder, exist_ok=True)
+        for old in os.listdir(folder):
+            if old.startswith(f"{rank:05d}_"):
+                os.remove(os.path.join(folder, old))
+
+    def add(self, record: tuple) -> None:
+        self.buffer[self.count] = record
+        self.count += 1
+        if self.count == len(self.buffer):
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the buffered records as one sorted run (the first one even when empty)."""
+        if self.count == 0 and self.runs:
+            return
+        table = np.sort(self.buffer[: self.count], order=list(self.dtype.names))
+        path = os.path.join(self.folder, f"{self.rank:05d}_{self.runs:04d}.bin")
+        table.tofile(path + ".tmp")
+        os.replace(path + ".tmp", path)
+        self.runs += 1
+        self.count = 0
+
+
+def _stream(path: str, dtype: np.dtype = RECORD) -> Iterator[tuple]:
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK * dtype.itemsize):
+            yield from np.frombuffer(chunk, dtype=dtype).tolist()
+
+
+def merge_runs(folder: str, dtype: np.dtype) -> Iterator[tuple]:
+    """All sorted runs in `folder` merged into one sorted stream (one chunk of each run in memory)."""
+    files = sorted(os.path.join(folder, f) for f in os.listdir(folder) if f.endswith(".bin"))
+    return heapq.merge(*(_stream(f, dtype) for f in files))
+
+
 class CollectKeys(PipelineStep):
     type = "🫂 - DEDUP"
     name = "collect keys"
 
-    def __init__(self, work_dir: str, key_function: KeyFunction):
+    def __init__(self, work_dir: str, key_function: KeyFunction, buffer_records: int = 1 << 21):
         super().__init__()
         self.work_dir = work_dir
         self.key_function = key_function
+        self.buffer_records = buffer_records
 
     def run(self, data, rank: int = 0, world_size: int = 1):
-        records, positions = [], {}
+        runs = SortedRuns(os.path.join(self.work_dir, "keys"), rank, RECORD, self.buffer_records)
+        positions = {}
         for doc in data:
             self.stat_update(StatHints.total, StatHints.forwarded)
             shard = int(doc.metadata["shard_index"])
@@ -58,20 +107,9 @@ class CollectKeys(PipelineStep):
             positions[shard] = pos + 1
             with self.track_time():
                 for key, pref in self.key_function(doc):
-                    records.append((key, pref, shard, pos))
+                    runs.add((key, pref, shard, pos))
             yield doc
-        table = np.array(records, dtype=RECORD)
-        table.sort(order=["key", "pref", "shard", "pos"])
-        os.makedirs(os.path.join(self.work_dir, "keys"), exist_ok=True)
-        path = os.path.join(self.work_dir, "keys", f"{rank:05d}.bin")
-        table.tofile(path + ".tmp")
-        os.replace(path + ".tmp", path)
-
-
-def _stream(path: str) -> Iterator[tuple]:
-    with open(path, "rb") as f:
-        while chunk := f.read(CHUNK * RECORD.itemsize):
-            yield from np.frombuffer(chunk, dtype=RECORD).tolist()
+        runs.flush()
 
 
 class ResolveKeys(PipelineStep):
@@ -87,11 +125,10 @@ class ResolveKeys(PipelineStep):
         os.makedirs(remove_dir, exist_ok=True)
         for old in os.listdir(remove_dir):  # a rerun starts from a clean slate
             os.remove(os.path.join(remove_dir, old))
-        files = sorted(os.path.join(key_dir, f) for f in os.listdir(key_dir) if f.endswith(".bin"))
         outputs: dict[int, object] = {}
         last_key = None
         with self.track_time():
-            for key, _pref, shard, pos in heapq.merge(*(_stream(f) for f in files)):
+            for key, _pref, shard, pos in merge_runs(key_dir, RECORD):
                 self.stat_update("keys")
                 if key == last_key:
                     self.stat_update("duplicates")

@@ -1,3 +1,2 @@
-"""Recipe stages. Importing this package registers every stage in `registry.STAGES`."""
-
-from webmill.stages import exact_dedup, extract, language, quality, refinedweb_lines, url_filter  # noqa: F401
+"""Recipe stages: webmill's own datatrove steps and the catalogue of stages a recipe can name
+(`webmill.stages.catalogue`, loaded by `registry.all_stages()`)."""
