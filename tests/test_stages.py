@@ -1,18 +1,16 @@
-"""webmill's own steps on real inputs: extraction guards, language ID, line corrections, shared tokenizer."""
+"""webmill's own steps on real inputs: extraction guards, language ID, line corrections."""
 
 import gzip
 import time
 
 import pytest
 from datatrove.data import Document
-from datatrove.pipeline.filters import FineWebQualityFilter, GopherQualityFilter, GopherRepetitionFilter
 
 from conftest import SAMPLES
 from webmill.stages.archive_reader import ArchiveReader
 from webmill.stages.extract import Extract, ExtractParams
 from webmill.stages.language import LanguageID, LanguageParams
 from webmill.stages.refinedweb_lines import RefinedWebLines, RefinedWebLinesParams
-from webmill.stages.shared_tokenizer import SharedWordTokenizer
 
 
 def counts(step):
@@ -41,7 +39,7 @@ def test_extract_guards_cost_one_page_each_and_the_run_goes_on(html_page):
     step = Extract(ExtractParams(timeout_s=0.3, max_html_bytes=5_000_000))
     started = time.perf_counter()
     out = list(step.run(iter(docs)))
-    assert time.perf_counter() - started < 10
+    assert time.perf_counter() - started < 30  # the slow page is cut at its limit, not run for seconds
     assert [d.id for d in out] == ["http://example.org/1", "http://example.org/2"]
     assert "committee met again" in out[0].text and "<p>" not in out[0].text
     c = counts(step)
@@ -116,22 +114,14 @@ def test_refinedweb_line_corrections():
     assert c["changed"] == 1 and c["dropped_too_many_lines_removed"] == 1
 
 
-def test_shared_tokenizer_gives_datatrove_filters_the_same_answers(sample_pages):
-    """Sharing one tokenisation must not change any filter decision."""
-    docs = list(Extract(ExtractParams()).run(iter(sample_pages)))
-    shared = SharedWordTokenizer("en")
-    pairs = [(GopherRepetitionFilter(language="en"), GopherRepetitionFilter(language=shared)),
-             (GopherQualityFilter(language="en"), GopherQualityFilter(language=shared)),
-             (FineWebQualityFilter(language="en"), FineWebQualityFilter(language=shared))]
-    for doc in docs:
-        for stock, ours in pairs:
-            assert stock.filter(Document(text=doc.text, id=doc.id)) == ours.filter(Document(text=doc.text, id=doc.id))
+def test_url_filter_is_offline_and_parses_its_lists_once_per_process():
+    from webmill.stages.url_filter import OfflineURLFilter
 
-
-def test_shared_tokenizer_pickles_without_spacy():
-    import pickle
-
-    shared = SharedWordTokenizer("en")
-    shared.word_tokenize("Warm the cache first.")
-    clone = pickle.loads(pickle.dumps(shared))
-    assert clone._inner is None and clone.word_tokenize("Hello there.") == ["Hello", "there", "."]
+    first, second = OfflineURLFilter(), OfflineURLFilter()
+    verdicts = [first.filter(Document(text="x", id=u, metadata={"url": u}))
+                for u in ("http://example.org/news", "http://pornhub.com/video")]
+    assert verdicts == [True, (False, "domain")]
+    assert second.filter(Document(text="x", id="n", metadata={"url": "http://example.org/"})) is True
+    assert second.block_listed_domains is first.block_listed_domains  # parsed once, shared by later tasks
+    assert OfflineURLFilter(extra_domains=["example.org"]).filter(
+        Document(text="x", id="e", metadata={"url": "http://example.org/"})) == (False, "domain")

@@ -406,30 +406,34 @@ def _candidate_groups(folder: str, chunk_rows: int = 1 << 20):
 # step 3: clusters
 
 class SignatureStore:
-    """Random access to the full signatures (`full/<input index>.sig`, row = position), memory-mapped: the
-    operating system pages them in and out, at most `max_open` files are mapped at once."""
+    """Random access to the full signatures (`full/<input index>.sig`, row = position): one `pread` per
+    row, at most `max_open` files open. (Memory-mapping them instead would let the kernel's read-around
+    map most of every file into this process: its resident memory would grow with the corpus.)"""
 
     def __init__(self, folder: str, settings: MinhashSettings, max_open: int = 256):
         self.folder, self.settings, self.max_open = folder, settings, max_open
-        self.maps: dict[int, np.ndarray] = {}
+        self.row_bytes = settings.num_hashes * np.dtype(settings.dtype).itemsize
+        self.files: dict[int, int] = {}
 
-    def _map(self, shard: int) -> np.ndarray:
-        if shard not in self.maps:
-            if len(self.maps) >= self.max_open:
-                self.maps.pop(next(iter(self.maps)))
-            path = os.path.join(self.folder, f"{shard:06d}.sig")
-            self.maps[shard] = np.memmap(path, dtype=self.settings.dtype, mode="r").reshape(
-                -1, self.settings.num_hashes)
-        return self.maps[shard]
+    def _fd(self, shard: int) -> int:
+        if shard not in self.files:
+            if len(self.files) >= self.max_open:
+                os.close(self.files.pop(next(iter(self.files))))
+            self.files[shard] = os.open(os.path.join(self.folder, f"{shard:06d}.sig"), os.O_RDONLY)
+        return self.files[shard]
 
     def get(self, keys: np.ndarray) -> np.ndarray:
-        out = np.empty((len(keys), self.settings.num_hashes), dtype=self.settings.dtype)
-        shards = (keys >> U64(32)).astype(np.int64)
-        positions = (keys & U64(0xFFFFFFFF)).astype(np.int64)
-        for shard in np.unique(shards):
-            mask = shards == shard
-            out[mask] = self._map(int(shard))[positions[mask]]
-        return out
+        size = self.row_bytes
+        data = bytearray(len(keys) * size)
+        view = memoryview(data)
+        for i, key in enumerate(keys.tolist()):
+            view[i * size:(i + 1) * size] = os.pread(self._fd(key >> 32), size, (key & 0xFFFFFFFF) * size)
+        return np.frombuffer(data, dtype=self.settings.dtype).reshape(len(keys), self.settings.num_hashes)
+
+    def release(self) -> None:
+        for fd in self.files.values():
+            os.close(fd)
+        self.files.clear()
 
 
 def estimated_jaccard(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -483,11 +487,19 @@ def verified_pairs(folder: str, store: SignatureStore, threshold: float, step: P
             compared = sum(len(g) * (len(g) - 1) // 2 if len(g) <= ALL_PAIRS else len(g) - 1 for g in groups)
             step.stat_update("candidate_pairs", value=len(u) + compared)
             if len(u):  # in slices: two signatures of 112 values per pair would otherwise be ~1 kB a pair
-                keep = np.concatenate([estimated_jaccard(store.get(u[i:i + VERIFY_BATCH]),
-                                                         store.get(v[i:i + VERIFY_BATCH])) >= threshold
-                                       for i in range(0, len(u), VERIFY_BATCH)])
+                keep = []
+                for i in range(0, len(u), VERIFY_BATCH):
+                    keep.append(estimated_jaccard(store.get(u[i:i + VERIFY_BATCH]),
+                                                  store.get(v[i:i + VERIFY_BATCH])) >= threshold)
+                    store.release()
+                keep = np.concatenate(keep)
                 u, v = u[keep], v[keep]
-            edges = [_group_edges(g, store, threshold) for g in groups]
+            edges = []
+            for n, group in enumerate(groups):
+                edges.append(_group_edges(group, store, threshold))
+                if n % 1024 == 1023:
+                    store.release()
+            store.release()
             u = np.concatenate([u] + [a for a, _ in edges])
             v = np.concatenate([v] + [b for _, b in edges])
         step.stat_update("verified_pairs", value=len(u))

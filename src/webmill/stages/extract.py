@@ -73,6 +73,8 @@ class Extract(ExclusionMixin, PipelineStep):
         return trafilatura_extract(html, p.fast, p.favor_precision, p.include_tables, p.deduplicate)
 
     def run(self, data, rank: int = 0, world_size: int = 1):
+        # trafilatura imports and compiles lazily on its first page: do that outside any page's time limit
+        self._extract("<html><body><article><p>warm-up</p></article></body></html>")
         if threading.current_thread() is threading.main_thread():
             yield from self._run(data, rank, self._extract_with_alarm)
             return

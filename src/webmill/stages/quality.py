@@ -1,7 +1,8 @@
 """datatrove's heuristic quality filters (Gopher, C4, FineWeb) as recipe stages.
 
-The filters are datatrove's own; webmill only declares their parameters (so recipes are validated and
-`webmill stages` can list them) and gives them one shared word tokenizer (see shared_tokenizer.py).
+The filters are datatrove's own; webmill only declares their parameters, so recipes are validated and
+`webmill stages` can list them. (datatrove caches word splitting per text, so the filters share one
+spaCy pass per document.)
 """
 
 from __future__ import annotations
@@ -16,15 +17,12 @@ from datatrove.pipeline.filters import (
 )
 
 from webmill.stages.registry import BuildContext, param, register
-from webmill.stages.shared_tokenizer import shared_tokenizer
 
 LANGUAGE_HELP = "word-tokenizer language (datatrove code: en, de, zh, ...)"
 
 
 def _build(filter_cls, params, ctx: BuildContext, stage: str):
-    kwargs = asdict(params)
-    language = kwargs.pop("language")
-    return filter_cls(**kwargs, language=shared_tokenizer(language), exclusion_writer=ctx.exclusion_writer(stage))
+    return filter_cls(**asdict(params), exclusion_writer=ctx.exclusion_writer(stage))
 
 
 @dataclass
