@@ -22,7 +22,8 @@ kenlm-tools:  # KenLM's lmplz and build_binary into $(BIN), for `webmill kenlm t
 demo: setup
 	$(BIN)/webmill run pipelines/refinedweb.yaml --overwrite --quiet
 	$(BIN)/webmill run pipelines/fineweb.yaml --overwrite --quiet
-	@echo "demo corpora: output/refinedweb/data and output/fineweb/data (accounting: output/*/stats.json)"
+	$(BIN)/webmill run pipelines/ccnet.yaml --overwrite --quiet
+	@echo "demo corpora: output/{refinedweb,fineweb,ccnet}/data (accounting: output/*/stats.json)"
 
 test: setup
 	$(BIN)/python -m pytest
@@ -30,8 +31,11 @@ test: setup
 fuzz: setup  # the reader fuzzer with a long budget (the test suite runs a short one)
 	WEBMILL_FUZZ_EXAMPLES=$${WEBMILL_FUZZ_EXAMPLES:-5000} $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_fuzz_reader.py
 
-bench: setup
+bench: setup  # each script writes bench/results/<name>.json
 	$(BIN)/python bench/pipeline.py
+	$(BIN)/python bench/perplexity.py
+	$(BIN)/python bench/dedup.py
+	$(BIN)/python bench/scale.py
 
 clean:
 	rm -rf output .pytest_cache

@@ -17,7 +17,7 @@ from webmill.recipe import load_recipe
 from webmill.runner import run_recipe
 
 EXPECTED_COLUMNS = ["id", "text", "url", "date", "language", "language_score", "warc_file", "warc_offset",
-                    "html_bytes", "lines_removed", "metadata"]
+                    "html_bytes", "lines_removed", "minhash_cluster_id", "minhash_cluster_size", "metadata"]
 
 
 @pytest.fixture(scope="module")
@@ -117,6 +117,7 @@ def test_fineweb_recipe_runs_and_adds_up(tmp_path):
     report = run_recipe(recipe, limit=60, progress=False)
     assert_accounts_add_up(report)
     assert [r["stage"].split(":", 1)[1] for r in report["stages"]][1:-1] == [
-        "url_filter", "extract", "language", "gopher_repetition", "gopher_quality", "c4_quality", "fineweb_quality"]
+        "url_filter", "extract", "language", "gopher_repetition", "gopher_quality", "c4_quality", "fineweb_quality",
+        "minhash_dedup"]
     assert stage(report, "extract")["read"] == 120
     assert pq.read_table(tmp_path / "corpus" / "data").num_rows == report["documents_out"] > 0
