@@ -16,10 +16,10 @@ def corpus_bytes(folder):
     return {p.name: p.read_bytes() for p in sorted((folder / "data").glob("*.parquet"))}
 
 
-def test_output_is_byte_identical_for_1_and_3_tasks(tmp_path):
+def test_output_is_byte_identical_for_1_and_4_tasks(tmp_path):
     one = write_recipe(tmp_path / "one.yaml", STAGES, INPUTS, tmp_path / "one")
     three = write_recipe(tmp_path / "three.yaml", STAGES, INPUTS, tmp_path / "three",
-                         executor={"tasks": 3, "workers": 2})
+                         executor={"tasks": 4, "workers": 2})
     report_one, report_three = run(one), run(three)
     assert_accounts_add_up(report_one)
     assert [r["read"] for r in report_one["stages"]] == [r["read"] for r in report_three["stages"]]

@@ -92,3 +92,19 @@ def test_output_file_names_cannot_escape_the_output_folder(tmp_path):
     assert not list(tmp_path.rglob("*escaped*.parquet")) or all(
         (tmp_path / "out" / "data") in p.parents for p in tmp_path.rglob("*escaped*.parquet"))
     assert not (tmp_path.parent / "escaped.parquet").exists()
+
+
+def test_a_hub_token_in_the_environment_never_reaches_outputs_or_logs(tmp_path, html_page):
+    from conftest import write_warc
+
+    secret = "hf_webmillTESTtoken0123456789abcdef"
+    warc = write_warc(tmp_path / "in.warc.gz", [{"url": "http://example.org/", "body": html_page("x"),
+                                                 "content_type": "text/html"}])
+    recipe = write_recipe(tmp_path / "r.yaml", ["extract", "exact_dedup"], [warc], tmp_path / "out")
+    env = dict(os.environ, HF_TOKEN=secret, HUGGING_FACE_HUB_TOKEN=secret)
+    result = webmill("run", recipe, "--exclusions", tmp_path / "out" / "excluded", env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert secret not in result.stdout + result.stderr
+    for path in (tmp_path / "out").rglob("*"):
+        if path.is_file():
+            assert secret.encode() not in path.read_bytes(), path

@@ -116,11 +116,6 @@ class CorpusParquetWriter(ParquetWriter):
         # complete: move it out of the partial folder
         self.output_folder.mv(filename, filename.removeprefix(f"{PARTIAL}/"))
 
-    def close(self):
-        super().close()
-        if self.output_folder.isdir(PARTIAL) and not self.output_folder.ls(PARTIAL):
-            self.output_folder.rmdir(PARTIAL)
-
     def _write_batch(self, filename):
         super()._write_batch(filename)
         self._buffered_bytes[filename] = 0

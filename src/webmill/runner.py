@@ -16,6 +16,7 @@ from pathlib import Path
 
 from webmill.accounting import merge_task_stats, stage_rows, write_stats
 from webmill.errors import WebmillError
+from webmill.parquet_output import PARTIAL
 from webmill.pipeline import OutputLayout, Phase, build_plan
 from webmill.recipe import Recipe
 
@@ -127,6 +128,9 @@ def run_recipe(recipe: Recipe, limit: int = -1, overwrite: bool = False, progres
         ) from None
     if recipe.executor.kind == "slurm":
         return None
+    partial = layout.data / PARTIAL  # emptied by the writers; removed here, once no task can still use it
+    if partial.is_dir() and not any(partial.iterdir()):
+        partial.rmdir()
     steps, labels = [], []
     for phase in phases:
         merged = merge_task_stats(layout.logs / phase.name)
