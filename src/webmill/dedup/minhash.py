@@ -406,34 +406,32 @@ def _candidate_groups(folder: str, chunk_rows: int = 1 << 20):
 # step 3: clusters
 
 class SignatureStore:
-    """Random access to the full signatures (`full/<input index>.sig`, row = position): one `pread` per
-    row, at most `max_open` files open. (Memory-mapping them instead would let the kernel's read-around
-    map most of every file into this process: its resident memory would grow with the corpus.)"""
+    """Random access to the full signatures (`full/<input index>.sig`, row = position), memory-mapped.
+    The kernel maps pages around each one read, so the callers `release()` (unmap) after every small
+    batch: resident memory stays at about batch × 2 × 64 kB instead of growing to the whole files."""
 
-    def __init__(self, folder: str, settings: MinhashSettings, max_open: int = 256):
-        self.folder, self.settings, self.max_open = folder, settings, max_open
-        self.row_bytes = settings.num_hashes * np.dtype(settings.dtype).itemsize
-        self.files: dict[int, int] = {}
+    def __init__(self, folder: str, settings: MinhashSettings):
+        self.folder, self.settings = folder, settings
+        self.maps: dict[int, np.ndarray] = {}
 
-    def _fd(self, shard: int) -> int:
-        if shard not in self.files:
-            if len(self.files) >= self.max_open:
-                os.close(self.files.pop(next(iter(self.files))))
-            self.files[shard] = os.open(os.path.join(self.folder, f"{shard:06d}.sig"), os.O_RDONLY)
-        return self.files[shard]
+    def _map(self, shard: int) -> np.ndarray:
+        if shard not in self.maps:
+            path = os.path.join(self.folder, f"{shard:06d}.sig")
+            self.maps[shard] = np.memmap(path, dtype=self.settings.dtype, mode="r").reshape(
+                -1, self.settings.num_hashes)
+        return self.maps[shard]
 
     def get(self, keys: np.ndarray) -> np.ndarray:
-        size = self.row_bytes
-        data = bytearray(len(keys) * size)
-        view = memoryview(data)
-        for i, key in enumerate(keys.tolist()):
-            view[i * size:(i + 1) * size] = os.pread(self._fd(key >> 32), size, (key & 0xFFFFFFFF) * size)
-        return np.frombuffer(data, dtype=self.settings.dtype).reshape(len(keys), self.settings.num_hashes)
+        out = np.empty((len(keys), self.settings.num_hashes), dtype=self.settings.dtype)
+        shards = (keys >> U64(32)).astype(np.int64)
+        positions = (keys & U64(0xFFFFFFFF)).astype(np.int64)
+        for shard in np.unique(shards):
+            mask = shards == shard
+            out[mask] = self._map(int(shard))[positions[mask]]
+        return out
 
     def release(self) -> None:
-        for fd in self.files.values():
-            os.close(fd)
-        self.files.clear()
+        self.maps.clear()
 
 
 def estimated_jaccard(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -442,7 +440,7 @@ def estimated_jaccard(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 ALL_PAIRS = 64
-VERIFY_BATCH = 1 << 14
+VERIFY_BATCH = 512  # pairs verified between two `release()`s of the signature maps
 
 
 def _group_edges(group: np.ndarray, store: SignatureStore, threshold: float, all_pairs: int = ALL_PAIRS,
@@ -497,7 +495,7 @@ def verified_pairs(folder: str, store: SignatureStore, threshold: float, step: P
             edges = []
             for n, group in enumerate(groups):
                 edges.append(_group_edges(group, store, threshold))
-                if n % 1024 == 1023:
+                if n % 64 == 63:
                     store.release()
             store.release()
             u = np.concatenate([u] + [a for a, _ in edges])

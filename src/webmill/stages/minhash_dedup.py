@@ -36,7 +36,8 @@ class MinhashDedupParams:
 
     def settings(self) -> minhash.MinhashSettings:
         return minhash.MinhashSettings(n_grams=self.n_grams, num_buckets=self.num_buckets,
-                               hashes_per_bucket=self.hashes_per_bucket, hash_bits=self.hash_bits, seed=self.seed)
+                                       hashes_per_bucket=self.hashes_per_bucket, hash_bits=self.hash_bits,
+                                       seed=self.seed)
 
 
 @register("minhash_dedup", MinhashDedupParams,
