@@ -598,17 +598,22 @@ def _report(step: PipelineStep, work_dir: str, settings: MinhashSettings, engine
                 f"{summary['near_duplicates']} near-duplicates in {summary['clusters']} clusters")
 
 
-class ClusterDuplicates(PipelineStep):
-    """Step 3 (one task): clusters from the candidate pairs; the smallest (input file, position) survives."""
+class GlobalMinhashStep(PipelineStep):
+    """A one-task step between the document phases, working on the stage's signature files."""
 
     type = "🫂 - DEDUP"
-    name = "🎯 minhash clusters"
 
     def __init__(self, work_dir: str, settings: MinhashSettings, verify_threshold: float = 0.0):
         super().__init__()
         self.work_dir = work_dir
         self.settings = settings
         self.verify_threshold = verify_threshold
+
+
+class ClusterDuplicates(GlobalMinhashStep):
+    """Step 3 (one task): clusters from the candidate pairs; the smallest (input file, position) survives."""
+
+    name = "🎯 minhash clusters"
 
     def run(self, data=None, rank: int = 0, world_size: int = 1):
         dups = os.path.join(self.work_dir, "dups")
@@ -625,21 +630,14 @@ class ClusterDuplicates(PipelineStep):
 # --------------------------------------------------------------------------------------------------------
 # engine "datasketch": the same signatures in datasketch's in-memory MinHashLSH, for small corpora
 
-class SketchLSH(PipelineStep):
+class SketchLSH(GlobalMinhashStep):
     """One task, instead of the band merge: every signature (`full/`, written by `MinhashSignatures` with
     `bands=False`) goes into one datasketch `MinHashLSH` with the same bands × rows, input files in order;
     each document's candidates are the earlier documents sharing a band, verified like the disk engine's.
     Memory: the whole index (signatures and band tables) — for small corpora. With the same signatures
     both engines find the same clusters; `bench/dedup.py` also compares datasketch's own hashing."""
 
-    type = "🫂 - DEDUP"
     name = "🎯 datasketch LSH"
-
-    def __init__(self, work_dir: str, settings: MinhashSettings, verify_threshold: float = 0.0):
-        super().__init__()
-        self.work_dir = work_dir
-        self.settings = settings
-        self.verify_threshold = verify_threshold
 
     def run(self, data=None, rank: int = 0, world_size: int = 1):
         from datasketch import LeanMinHash, MinHashLSH
