@@ -125,3 +125,26 @@ def test_url_filter_is_offline_and_parses_its_lists_once_per_process():
     assert second.block_listed_domains is first.block_listed_domains  # parsed once, shared by later tasks
     assert OfflineURLFilter(extra_domains=["example.org"]).filter(
         Document(text="x", id="e", metadata={"url": "http://example.org/"})) == (False, "domain")
+
+
+def test_time_limit_survives_a_swallowed_alarm():
+    """An alarm raised inside a finaliser is lost; the repeating alarm still ends the work."""
+    from webmill.stages.extract import ExtractionTimeout, time_limit
+
+    def stubborn(seconds):
+        end = time.monotonic() + seconds
+        try:
+            while time.monotonic() < end:
+                pass
+        except BaseException:
+            pass  # the first alarm is swallowed here
+        while time.monotonic() < end:
+            pass
+
+    started = time.monotonic()
+    with pytest.raises(ExtractionTimeout):
+        with time_limit(0.1):
+            stubborn(3)
+    assert time.monotonic() - started < 1.5
+    with time_limit(1.0):  # and the timer is disarmed afterwards: nothing fires later
+        time.sleep(0.3)

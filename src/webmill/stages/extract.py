@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -29,16 +30,28 @@ class ExtractionTimeout(BaseException):
 
 @contextmanager
 def time_limit(seconds: float):
+    """Raise ExtractionTimeout in the block once `seconds` have passed. The alarm repeats every 50 ms:
+    an exception raised while Python runs a finaliser (`__del__`, GC) is swallowed, so one alarm alone
+    can be lost; and if the block still returns late, that counts as a timeout too."""
+
     def on_alarm(signum, frame):
         raise ExtractionTimeout()
 
     previous = signal.signal(signal.SIGALRM, on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    deadline = time.monotonic() + seconds
+    signal.setitimer(signal.ITIMER_REAL, seconds, 0.05)
     try:
         yield
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+        while True:  # disarm even if a last alarm lands right here
+            try:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                signal.signal(signal.SIGALRM, previous)
+                break
+            except ExtractionTimeout:
+                continue
+    if time.monotonic() > deadline:
+        raise ExtractionTimeout()
 
 
 def trafilatura_extract(html: str, fast: bool, favor_precision: bool, include_tables: bool,
