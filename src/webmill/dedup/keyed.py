@@ -29,6 +29,7 @@ from datatrove.data import Document
 from datatrove.pipeline.base import PipelineStep
 from datatrove.utils.typeshelper import StatHints
 
+from webmill.dedup.common import ShardPositions
 from webmill.stages.exclusions import ExclusionMixin
 
 RECORD = np.dtype([("key", "<u8"), ("pref", "<i8"), ("shard", "<u4"), ("pos", "<u4")])
@@ -99,12 +100,10 @@ class CollectKeys(PipelineStep):
 
     def run(self, data, rank: int = 0, world_size: int = 1):
         runs = SortedRuns(os.path.join(self.work_dir, "keys"), rank, RECORD, self.buffer_records)
-        positions = {}
+        positions = ShardPositions()
         for doc in data:
             self.stat_update(StatHints.total, StatHints.forwarded)
-            shard = int(doc.metadata["shard_index"])
-            pos = positions.get(shard, 0)
-            positions[shard] = pos + 1
+            shard, pos, _new_shard = positions.next(doc)
             with self.track_time():
                 for key, pref in self.key_function(doc):
                     runs.add((key, pref, shard, pos))
@@ -155,16 +154,14 @@ class DropKeyed(ExclusionMixin, PipelineStep):
         return set(np.fromfile(path, dtype="<u4").tolist()) if os.path.exists(path) else set()
 
     def run(self, data, rank: int = 0, world_size: int = 1):
-        shard, removals, pos = None, set(), 0
+        positions, removals = ShardPositions(), set()
         with self.exclusions(rank):
             for doc in data:
                 self.stat_update(StatHints.total)
-                doc_shard = int(doc.metadata["shard_index"])
-                if doc_shard != shard:  # documents of one input file arrive together
-                    shard, removals, pos = doc_shard, self._removals(doc_shard), 0
-                duplicate = pos in removals
-                pos += 1
-                if duplicate:
+                shard, pos, new_shard = positions.next(doc)
+                if new_shard:
+                    removals = self._removals(shard)
+                if pos in removals:
                     self.drop(doc, self.reason, rank)
                 else:
                     yield from self.keep(doc)
