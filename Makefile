@@ -11,7 +11,7 @@ setup: $(SETUP)
 $(SETUP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,ray]'
+	$(BIN)/python -m pip install --quiet -e '.[test,ray,ablation,hub]'
 	VENV=$(VENV) bash scripts/build_kenlm.sh
 	touch $@
 

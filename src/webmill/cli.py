@@ -141,6 +141,10 @@ def build_parser() -> argparse.ArgumentParser:
                          help="score each document as one sentence (the stage's per_paragraph: false)")
     cutoffs.add_argument("--seed", type=int, default=0, help="seed of the document sample")
     cutoffs.set_defaults(func=cmd_kenlm_cutoffs)
+
+    from webmill.commands import add_all
+
+    add_all(sub)
     return parser
 
 
