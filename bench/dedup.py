@@ -6,14 +6,14 @@
 1. Quality: the labelled near-duplicate set (scripts/make_neardup_set.py: 60 real articles, 9 controlled
    variants each, 60 hard negatives) through the `minhash_dedup` stage (default parameters, both engines)
    and through plain datasketch (its own MinHash — SHA-1, affine permutations — and MinHashLSH with the
-   same 14 × 8 bands, no verification, as it is usually run). Truth: exact 5-gram Jaccard >= the banding
-   threshold, transitively (see `make_neardup_set.true_clusters`). Scores: pairs in the same cluster, and
+   same bands and permutations, no verification, as it is usually run). Truth: exact 5-gram Jaccard >= the
+   stage's duplicate threshold (`verify_threshold`, 0.72), transitively (see `make_neardup_set.true_clusters`). Scores: pairs in the same cluster, and
    documents removed.
 2. Speed and memory: synthetic corpora of 10k, 100k, 1M documents built deterministically from real
    paragraphs (the sample pages' articles and boilerplate, wikitext-2): 4-10 paragraphs each, 10 % of the
    documents near-copies of an earlier one (2 % of words edited). Stored as JSONL files of 10k documents.
    - webmill: the stage's four steps run as in a recipe with 2 workers — signatures (2 processes, half of
-     the input files each), band merge (14 band tasks over 2 processes), clusters (1 process), filter
+     the input files each), band merge (one task per band over 2 processes), clusters (1 process), filter
      (2 processes) — each process a fresh interpreter reporting its wall time and peak RSS.
    - datasketch: one process reads the same files, builds MinHash + MinHashLSH (query, then insert) and
      clusters the candidate pairs; it cannot use a second core without a second index.
@@ -42,6 +42,7 @@ WORK = ROOT / "bench" / "work" / "dedup"
 RESULTS = ROOT / "bench" / "results" / "dedup.json"
 FILE_DOCS = 10_000
 WORKERS = 2
+VERIFY = 0.72  # the minhash_dedup stage's default verify_threshold
 
 
 # -- synthetic corpora from real paragraphs ----------------------------------------------------------------
@@ -140,7 +141,7 @@ def step_clusters(work):
 
     started = time.perf_counter()
     settings = MinhashSettings()
-    step = ClusterDuplicates(work, settings, settings.threshold)
+    step = ClusterDuplicates(work, settings, VERIFY)
     step.run()
     summary = json.loads((Path(work) / "summary.json").read_text())
     return time.perf_counter() - started, peak_rss_mb(), summary
@@ -162,10 +163,12 @@ def run_datasketch(files):
     from datasketch import MinHash, MinHashLSH
 
     from webmill.dedup.common import ngram_strings, normalized_words
+    from webmill.dedup.minhash import MinhashSettings
 
     started = time.perf_counter()
-    lsh = MinHashLSH(num_perm=112, params=(14, 8))
-    template = MinHash(num_perm=112, seed=1)
+    s = MinhashSettings()
+    lsh = MinHashLSH(num_perm=s.num_hashes, params=(s.num_buckets, s.hashes_per_bucket))
+    template = MinHash(num_perm=s.num_hashes, seed=1)
     parent = {}
 
     def find(x):
@@ -179,7 +182,7 @@ def run_datasketch(files):
             shingles = ngram_strings(normalized_words(doc.text), 5)
             if not shingles:
                 continue
-            sketch = MinHash(num_perm=112, seed=1, permutations=template.permutations, scheme="affine32")
+            sketch = MinHash(num_perm=s.num_hashes, seed=1, permutations=template.permutations, scheme="affine32")
             sketch.update_batch([s.encode("utf-8") for s in shingles])
             key = (shard << 32) | pos
             for other in lsh.query(sketch):
@@ -206,6 +209,8 @@ def record(wall, runs) -> dict:
 
 
 def bench_size(size: int, with_datasketch: bool) -> dict:
+    from webmill.dedup.minhash import MinhashSettings
+
     files = make_corpus(size)
     indexed = [(i, str(p)) for i, p in enumerate(files)]
     work = WORK / f"work_{size}"
@@ -215,7 +220,7 @@ def bench_size(size: int, with_datasketch: bool) -> dict:
     result = {"documents": size, "input_files": len(files), "steps": {}}
     wall, runs = in_processes(step_signatures, [(str(work), h) for h in halves if h])
     result["steps"]["signatures"] = record(wall, runs)
-    bands = [list(range(w, 14, WORKERS)) for w in range(WORKERS)]
+    bands = [list(range(w, MinhashSettings().num_buckets, WORKERS)) for w in range(WORKERS)]
     wall, runs = in_processes(step_buckets, [(str(work), b) for b in bands])
     result["steps"]["band_merge"] = record(wall, runs)
     wall, runs = in_processes(step_clusters, [str(work)])
@@ -282,8 +287,10 @@ def datasketch_clusters(docs) -> list[int]:
     from datasketch import MinHash, MinHashLSH
 
     from webmill.dedup.common import ngram_strings, normalized_words
+    from webmill.dedup.minhash import MinhashSettings
 
-    lsh = MinHashLSH(num_perm=112, params=(14, 8))
+    s = MinhashSettings()
+    lsh = MinHashLSH(num_perm=s.num_hashes, params=(s.num_buckets, s.hashes_per_bucket))
     parent = list(range(len(docs)))
 
     def find(x):
@@ -295,7 +302,7 @@ def datasketch_clusters(docs) -> list[int]:
         shingles = ngram_strings(normalized_words(doc["text"]), 5)
         if not shingles:
             continue
-        sketch = MinHash(num_perm=112, seed=1)
+        sketch = MinHash(num_perm=s.num_hashes, seed=1)
         sketch.update_batch([s.encode("utf-8") for s in shingles])
         for other in lsh.query(sketch):
             a, b = find(other), find(i)
@@ -326,7 +333,7 @@ def bench_quality() -> dict:
 
     settings = MinhashSettings()
     docs = neardup.build_set()
-    truth = neardup.true_clusters([d["text"] for d in docs], settings.threshold)
+    truth = neardup.true_clusters([d["text"] for d in docs], VERIFY)
     tmp = WORK / "labelled"
     shutil.rmtree(tmp, ignore_errors=True)
     runs = {
@@ -338,8 +345,11 @@ def bench_quality() -> dict:
     ours = runs["webmill (engine datatrove)"]
     result = {
         "documents": len(docs), "families": len({d["family"] for d in docs}),
-        "threshold": round(settings.threshold, 4),
-        "candidate_probability": {str(j): round(candidate_probability(j, 14, 8), 3) for j in (0.5, 0.6, 0.7, 0.8, 0.9)},
+        "threshold": VERIFY, "bands": settings.num_buckets, "rows": settings.hashes_per_bucket,
+        "signature_hashes": settings.num_hashes, "banding_threshold": round(settings.threshold, 4),
+        "candidate_probability": {str(j): round(candidate_probability(j, settings.num_buckets,
+                                                                      settings.hashes_per_bucket), 3)
+                                  for j in (0.5, 0.6, 0.7, 0.72, 0.8, 0.9)},
         "scores": {name: neardup.scores(c, truth) for name, c in runs.items()},
         "detection_by_true_jaccard": {name: detection_by_jaccard(docs, c) for name, c in runs.items()},
         "disagreement_with_webmill": {
@@ -381,7 +391,7 @@ def signature_microbench() -> dict:
         return round(len(texts) / best)
 
     def sketch(text):
-        m = MinHash(num_perm=112, seed=1)
+        m = MinHash(num_perm=hasher.settings.num_hashes, seed=1)
         m.update_batch([s.encode() for s in ngram_strings(normalized_words(text), 5)])
 
     result = {"texts": len(texts), "mean_chars": round(sum(map(len, texts)) / len(texts)),
