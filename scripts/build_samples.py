@@ -371,6 +371,9 @@ Wikipedia content under Creative Commons Attribution-ShareAlike (CC BY-SA), as W
   deliberately malformed (truncated, bad chunking, bad target URIs, ARC). See its `SOURCE-warcio.md`.
 - `src/webmill/assets/lid.176.ftz`: fastText's language-ID model, CC BY-SA 3.0; see
   `src/webmill/assets/LICENSES.md`.
+- `domains/` (Wikipedia-like, books, Q&A, science and patent samples for the Pile-like mix): origin,
+  licences and the split rule that keeps them apart from the held-out evaluation text are in
+  `domains/README.md` (built by `scripts/build_domains.py`).
 """
 
 if __name__ == "__main__":

@@ -10,6 +10,12 @@ from webmill.errors import WebmillError
 
 
 def cmd_run(args) -> int:
+    from webmill.mix import is_mix_recipe
+
+    if is_mix_recipe(args.recipe):  # a top-level `mix:` key: a mix of corpora, not a pipeline
+        from webmill.commands.mix import run_as_mix
+
+        return run_as_mix(args)
     from webmill.accounting import summary_table
     from webmill.recipe import load_recipe
     from webmill.runner import run_recipe
