@@ -6,11 +6,18 @@ Each input file gets its own output file(s), `data/NNN_<input file>.parquet` (NN
 the size bound), so the corpus is the same whatever the number of tasks that produced it. A file is
 written under `data/.partial/` and moved into `data/` only once complete, so an interrupted run never
 leaves a half-written file among the finished ones (readers skip dot-folders).
+
+With `route_by_language`, each language gets its own folder: `data/<lang>/NNN_<input file>.parquet`,
+lang being the document's `language` (`und` when it has none). Partial files stay flat in
+`data/.partial/` (named `<lang>~<input file>`, `~` never occurs in an input file's name), so no task
+ever removes a folder another task is about to write into.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import re
 from string import Template
 
 import pyarrow as pa
@@ -27,6 +34,8 @@ BASE_COLUMNS: dict[str, str] = {
     "warc_offset": "int64",
 }
 PARTIAL = ".partial"
+UNDETERMINED = "und"  # ISO 639-2 code for "undetermined"
+LANGUAGE_SEPARATOR = "~"
 INTERNAL_KEYS = {"content_kind", "filter_reason", "shard", "shard_index", "file_path"}
 ARROW_TYPES = {"string": pa.string(), "float32": pa.float32(), "float64": pa.float64(), "int32": pa.int32(),
                "int64": pa.int64(), "bool": pa.bool_()}
@@ -39,6 +48,14 @@ def output_columns(stage_columns: dict[str, str]) -> dict[str, str]:
             raise ValueError(f"column {name!r} declared as both {columns[name]} and {kind}")
     columns["metadata"] = "string"
     return columns
+
+
+def language_folder(language) -> str:
+    """The folder a document's language routes it to: a safe, short name; `und` when missing or unknown."""
+    if not isinstance(language, str) or language in ("", "unknown", "und"):
+        return UNDETERMINED
+    safe = re.sub(r"[^A-Za-z0-9_-]", "_", language)[:32]
+    return safe if safe.strip("_") else UNDETERMINED
 
 
 def arrow_schema(columns: dict[str, str]) -> pa.Schema:
@@ -85,8 +102,10 @@ class CorpusParquetWriter(ParquetWriter):
     name = "📒 parquet corpus"
 
     def __init__(self, output_folder: str, columns: dict[str, str], compression: str | None = "zstd",
-                 max_file_bytes: int = 1 << 30, row_group_rows: int = 100_000, row_group_bytes: int = 128 << 20):
+                 max_file_bytes: int = 1 << 30, row_group_rows: int = 100_000, row_group_bytes: int = 128 << 20,
+                 route_by_language: bool = False):
         self.columns = columns
+        self.route_by_language = route_by_language
         super().__init__(output_folder, output_filename="${rank}.parquet", compression=compression,
                          adapter=self._row, batch_size=row_group_rows, max_file_size=max_file_bytes,
                          schema=arrow_schema(columns))
@@ -97,15 +116,28 @@ class CorpusParquetWriter(ParquetWriter):
         self._buffered_bytes: dict[str, int] = {}
         self._guards: dict[str, DeferredErrorFile] = {}
         self._open_shard = None
+        self._shard_files: set[str] = set()
+
+    def _get_output_filename(self, document, rank: int | str = 0, **kwargs) -> str:
+        name = super()._get_output_filename(document, rank, **kwargs)
+        if not self.route_by_language:
+            return name
+        language = language_folder(document.metadata.get("language"))
+        return f"{PARTIAL}/{language}{LANGUAGE_SEPARATOR}{name.removeprefix(PARTIAL + '/')}"
 
     def write(self, document, rank: int = 0, **kwargs):
-        # input files are read one after another: finish the previous file's output before starting the next,
-        # so only one row group is ever buffered
+        # input files are read one after another: finish the previous file's output (one file per language
+        # when routing) before starting the next, so only one row group per language is ever buffered
         shard = document.metadata.get("shard", f"{rank:05d}")
         document.metadata["shard"] = shard
         if self._open_shard is not None and shard != self._open_shard:
-            self.close_file(f"{PARTIAL}/{self._open_shard}.parquet")
+            for filename in sorted(self._shard_files):
+                self.close_file(filename)
+            self._shard_files.clear()
         self._open_shard = shard
+        self._shard_files.add(self._get_output_filename(document, rank))
+        if self.route_by_language:
+            self.stat_update(f"language_{language_folder(document.metadata.get('language'))}")
         super().write(document, rank, **kwargs)
 
     def close_file(self, filename):
@@ -114,7 +146,16 @@ class CorpusParquetWriter(ParquetWriter):
         super().close_file(filename)
         self._guards.pop(filename).raise_if_failed()
         # complete: move it out of the partial folder
-        self.output_folder.mv(filename, filename.removeprefix(f"{PARTIAL}/"))
+        self.output_folder.mv(filename, self._final_name(filename))
+
+    def _final_name(self, partial_name: str) -> str:
+        name = partial_name.removeprefix(f"{PARTIAL}/")
+        if not self.route_by_language:
+            return name
+        pattern = rf"(\d+_)?([^{LANGUAGE_SEPARATOR}/]+){LANGUAGE_SEPARATOR}(.*)"  # [file id] lang ~ input file
+        file_id, language, rest = re.fullmatch(pattern, name).groups()
+        self.output_folder.makedirs(language, exist_ok=True)
+        return os.path.join(language, (file_id or "") + rest)
 
     def _write_batch(self, filename):
         super()._write_batch(filename)

@@ -121,7 +121,7 @@ def build_plan(recipe: Recipe, layout: OutputLayout, limit: int = -1, progress: 
         str(layout.data), output_columns(stage_columns),
         compression=None if out.compression == "none" else out.compression,
         max_file_bytes=out.max_file_mb << 20, row_group_rows=out.row_group_rows,
-        row_group_bytes=out.row_group_mb << 20,
+        row_group_bytes=out.row_group_mb << 20, route_by_language=out.route_by_language,
     ), f"{len(recipe.stages) + 1}:write (parquet)")
     return phases
 

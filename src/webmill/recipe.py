@@ -52,6 +52,7 @@ class OutputSettings:
     row_group_mb: int = param(128, "... or at this many MB of buffered text, whichever comes first")
     compression: Literal["zstd", "snappy", "gzip", "none"] = param("zstd", "Parquet compression codec")
     exclusions: str | None = param(None, "folder for dropped documents with their reason (JSONL)")
+    route_by_language: bool = param(False, "write each language to its own folder: data/<lang>/ (und: unknown)")
 
 
 @dataclass
