@@ -118,6 +118,6 @@ def test_fineweb_recipe_runs_and_adds_up(tmp_path):
     assert_accounts_add_up(report)
     assert [r["stage"].split(":", 1)[1] for r in report["stages"]][1:-1] == [
         "url_filter", "extract", "language", "gopher_repetition", "gopher_quality", "c4_quality", "fineweb_quality",
-        "minhash_dedup"]
+        "minhash_dedup", "decontaminate", "pii"]
     assert stage(report, "extract")["read"] == 120
     assert pq.read_table(tmp_path / "corpus" / "data").num_rows == report["documents_out"] > 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 
 COMMAND_MODULES: tuple[str, ...] = (
+    "card", "publish", "mix", "ablate", "quality",
 )
 
 

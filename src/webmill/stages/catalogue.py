@@ -5,13 +5,18 @@ unpickles a pipeline) never drags in all the others and their import cycles.
 """
 
 from webmill.stages import (  # noqa: F401
+    badwords,
+    decontaminate,
     exact_dedup,
     extract,
     language,
     line_dedup,
+    line_language,
     minhash_dedup,
     perplexity,
+    pii,
     quality,
+    quality_classifier,
     refinedweb_lines,
     url_filter,
 )
