@@ -19,11 +19,19 @@ $(SETUP): pyproject.toml
 kenlm-tools:  # KenLM's lmplz and build_binary into $(BIN), for `webmill kenlm train`
 	VENV=$(VENV) bash scripts/build_kenlm.sh
 
-demo: setup
+CORPORA = refinedweb fineweb ccnet c4 oscar pile refinedweb-classifier
+
+demo: setup  # the recipes on the shipped samples, their data cards, then a small ablation study
 	$(BIN)/webmill run pipelines/refinedweb.yaml --overwrite --quiet
 	$(BIN)/webmill run pipelines/fineweb.yaml --overwrite --quiet
 	$(BIN)/webmill run pipelines/ccnet.yaml --overwrite --quiet
-	@echo "demo corpora: output/{refinedweb,fineweb,ccnet}/data (accounting: output/*/stats.json)"
+	$(BIN)/webmill run pipelines/c4.yaml --overwrite --quiet
+	$(BIN)/webmill run pipelines/oscar.yaml --overwrite --quiet
+	$(BIN)/webmill run pipelines/pile.yaml --overwrite --quiet
+	$(BIN)/webmill run pipelines/refinedweb-classifier.yaml --overwrite --quiet
+	for corpus in $(CORPORA); do $(BIN)/webmill card output/$$corpus --out data_cards/$$corpus || exit 1; done
+	$(BIN)/webmill ablate pipelines/ablation-demo.yaml --threads 1 --quiet
+	@echo "demo corpora: output/{$(shell echo $(CORPORA) | tr ' ' ',')}/data; cards: data_cards/; report: reports/"
 
 test: setup
 	$(BIN)/python -m pytest
@@ -36,6 +44,7 @@ bench: setup  # each script writes bench/results/<name>.json
 	$(BIN)/python bench/perplexity.py
 	$(BIN)/python bench/dedup.py
 	$(BIN)/python bench/scale.py
+	$(BIN)/python bench/train.py
 
 clean:
 	rm -rf output .pytest_cache
