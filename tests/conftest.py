@@ -11,6 +11,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLES = REPO / "data" / "samples"
+WIKITEXT = SAMPLES / "text" / "wikitext-2-valid.txt.gz"
 EDGE_CASES = REPO / "tests" / "data" / "edge-cases"
 
 
@@ -80,3 +81,34 @@ def html_page():
 
 def read_json(path: Path):
     return json.loads(Path(path).read_text())
+
+
+# --- the ablation's tests: real text, small Parquet corpora, one torch thread ------------------------------
+
+@pytest.fixture
+def one_torch_thread():
+    """Tiny models gain nothing from a second thread, and two spinning threads slow a busy machine."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def articles() -> list[str]:
+    """WikiText-2's validation articles (the shipped sample), one document each."""
+    import gzip
+
+    text = gzip.open(WIKITEXT, "rt", encoding="utf-8").read()
+    return [" = " + a.strip() for a in text.split("\n = ") if len(a.strip()) > 200]
+
+
+def write_text_parquet(path: Path, texts: list, row_group_size: int = 10) -> Path:
+    """A Parquet file with one `text` column."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"text": pa.array(texts, pa.string())}), path, row_group_size=row_group_size)
+    return path

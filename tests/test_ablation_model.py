@@ -6,7 +6,6 @@ import gzip
 import itertools
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -20,28 +19,12 @@ from webmill.ablation.tokenizer import ByteTokenizer, load_tokenizer, train_bpe
 from webmill.ablation.train import TrainConfig, train
 from webmill.errors import WebmillError
 
-WIKITEXT = Path(__file__).resolve().parent.parent / "data" / "samples" / "text" / "wikitext-2-valid.txt.gz"
+from conftest import write_text_parquet
+
 UNICODE = "Grüße aus Köln — naïve café, 東京 and emoji 🙂\n\ttabs  and   spaces \r\n"
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def articles() -> list[str]:
-    """WikiText-2's validation articles, one document each."""
-    text = gzip.open(WIKITEXT, "rt", encoding="utf-8").read()
-    return [" = " + a.strip() for a in text.split("\n = ") if len(a.strip()) > 200]
-
-
-def write_parquet(path: Path, texts: list, row_group_size: int = 10) -> Path:
-    pq.write_table(pa.table({"text": pa.array(texts, pa.string())}), path, row_group_size=row_group_size)
-    return path
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # --- model ---------------------------------------------------------------------------------------------
@@ -114,7 +97,7 @@ def test_sequence_longer_than_block_is_refused():
 
 def test_every_knob_combination_trains(articles, tmp_path):
     """All 32 combinations of pos × mlp × emb_norm × attention learn English bytes in a few steps."""
-    corpus_path = write_parquet(tmp_path / "wiki.parquet", articles)
+    corpus_path = write_text_parquet(tmp_path / "wiki.parquet", articles)
     corpus = pack_corpus([corpus_path], ByteTokenizer(), budget_tokens=12 * 8 * 64, block_size=64, seed=0)
     config = TrainConfig(budget_tokens=corpus.budget_tokens, batch_size=8, lr=1e-2, min_lr=1e-3, warmup_steps=2,
                          device="cpu", seed=0)
@@ -169,7 +152,7 @@ def test_tokenizer_errors(tmp_path):
 
 def test_packing_joins_documents_with_eos_and_repeats_small_corpora(tmp_path):
     docs = ["first document.", "second one, a bit longer.", "", None, "third: Grüße."]
-    path = write_parquet(tmp_path / "small.parquet", docs, row_group_size=2)
+    path = write_text_parquet(tmp_path / "small.parquet", docs, row_group_size=2)
     tokenizer = ByteTokenizer()
     corpus = pack_corpus([path], tokenizer, budget_tokens=1000, block_size=10, seed=0)
     real = [d for d in docs if d]
@@ -211,7 +194,7 @@ def test_sampling_is_seeded_and_spans_every_file(articles, tmp_path):
     paragraphs = [line for a in articles for line in a.splitlines() if len(line) > 100]
     share = len(paragraphs) // 5
     for i in range(4):
-        write_parquet(folder / f"{i}.parquet", [f"[file{i}] " + p for p in paragraphs[i * share:(i + 1) * share]],
+        write_text_parquet(folder / f"{i}.parquet", [f"[file{i}] " + p for p in paragraphs[i * share:(i + 1) * share]],
                       row_group_size=100)
     with gzip.open(folder / "4.jsonl.gz", "wt", encoding="utf-8") as out:
         for p in paragraphs[4 * share:]:
@@ -233,7 +216,7 @@ def test_sampling_is_seeded_and_spans_every_file(articles, tmp_path):
 
 
 def test_keep_filter_is_counted(articles, tmp_path):
-    path = write_parquet(tmp_path / "c.parquet", articles[:20])
+    path = write_text_parquet(tmp_path / "c.parquet", articles[:20])
     keep = lambda text: "Homarus" not in text  # noqa: E731 — drop the article naming it
     corpus = pack_corpus([path], ByteTokenizer(), 10 ** 6, 64, seed=0, keep=keep)
     assert corpus.skipped_documents == sum(1 for a in articles[:20] if "Homarus" in a) >= 1
@@ -251,7 +234,7 @@ def test_reading_errors_are_clear(tmp_path):
     pq.write_table(pa.table({"content": ["hello"]}), tmp_path / "notext.parquet")
     with pytest.raises(WebmillError, match="no 'text' column"):
         pack_corpus([tmp_path / "notext.parquet"], tokenizer, 1000, 10, seed=0)
-    write_parquet(tmp_path / "blank.parquet", ["", None])
+    write_text_parquet(tmp_path / "blank.parquet", ["", None])
     with pytest.raises(WebmillError, match="no document with text"):
         pack_corpus([tmp_path / "blank.parquet"], tokenizer, 1000, 10, seed=0)
     (tmp_path / "bad.jsonl").write_text('{"text": "fine"}\n{"title": "no text"}\n')
@@ -266,8 +249,8 @@ def test_webmill_output_folder_reads_its_data(articles, tmp_path):
     (out / "data").mkdir(parents=True)
     (out / "stats.json").write_text("{}")
     (out / "work").mkdir()
-    write_parquet(out / "data" / "000_x.parquet", articles[:5])
-    write_parquet(out / "work" / "intermediate.parquet", ["not the corpus"])
+    write_text_parquet(out / "data" / "000_x.parquet", articles[:5])
+    write_text_parquet(out / "work" / "intermediate.parquet", ["not the corpus"])
     assert list_files([out]) == [out / "data" / "000_x.parquet"]
     texts = balanced_sample([[out], [out / "work"]], chars_per_corpus=10, seed=0)
     assert len(texts) == 2 and texts[1] == "not the corpus"

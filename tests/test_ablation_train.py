@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import gzip
 import math
 import random
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 import torch
 import torch.nn.functional as F
@@ -19,32 +16,17 @@ from webmill.ablation.tokenizer import ByteTokenizer
 from webmill.ablation.train import CHECKPOINT, TrainConfig, _learning_rate, train
 from webmill.errors import WebmillError
 
-WIKITEXT = Path(__file__).resolve().parent.parent / "data" / "samples" / "text" / "wikitext-2-valid.txt.gz"
+from conftest import write_text_parquet
+
 TINY = dict(vocab_size=257, block_size=64, n_layer=2, n_head=4, n_embd=32)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def articles() -> list[str]:
-    text = gzip.open(WIKITEXT, "rt", encoding="utf-8").read()
-    return [" = " + a.strip() for a in text.split("\n = ") if len(a.strip()) > 200]
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
 def english(articles, tmp_path_factory) -> Path:
-    return write_parquet(tmp_path_factory.mktemp("english") / "train.parquet", articles[:-10])
-
-
-def write_parquet(path: Path, texts: list[str]) -> Path:
-    pq.write_table(pa.table({"text": texts}), path, row_group_size=50)
-    return path
+    return write_text_parquet(tmp_path_factory.mktemp("english") / "train.parquet", articles[:-10], row_group_size=50)
 
 
 def config(corpus, **changes) -> TrainConfig:
@@ -180,7 +162,7 @@ def test_english_beats_random_characters_and_shuffled_words(articles, tmp_path):
     bpb = {}
     for kind, texts in kinds.items():
         train_texts, held_out = texts[:-4], [t[:2000] for t in texts[-4:]]
-        corpus = pack_corpus([write_parquet(tmp_path / f"{kind}.parquet", train_texts)], tokenizer,
+        corpus = pack_corpus([write_text_parquet(tmp_path / f"{kind}.parquet", train_texts, row_group_size=50)], tokenizer,
                              100 * 16 * 64, 64, seed=0)
         model = build_model(GPTConfig(**{**TINY, "n_embd": 64}), 0)
         train(model, corpus, config(corpus, batch_size=16, warmup_steps=5), progress=False)

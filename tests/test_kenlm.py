@@ -23,7 +23,8 @@ from webmill.kenlm.layout import SHIPPED_MODELS, ModelFiles, languages_in
 from webmill.kenlm.normalize import normalize, normalize_paragraphs
 from webmill.kenlm.reference import detokenize_wikitext
 from webmill.kenlm.score import LanguageModel
-from webmill.kenlm.train import TrainConfig, find_tool, read_manifest, sha256_file, train_model, verify_model
+from webmill.checksums import sha256_file
+from webmill.kenlm.train import TrainConfig, find_tool, read_manifest, train_model, verify_model
 from webmill.stages.perplexity import PerplexityFilter, PerplexityParams
 
 WIKITEXT = SAMPLES / "text" / "wikitext-2-valid.txt.gz"

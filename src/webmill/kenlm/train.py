@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Literal
 
+from webmill.checksums import sha256_file
 from webmill.errors import WebmillError
 from webmill.kenlm.layout import ModelFiles
 from webmill.kenlm.normalize import normalize
@@ -99,14 +100,6 @@ def tool_versions() -> dict:
     marker = Path(find_tool("lmplz")).resolve().parent.parent / ".kenlm-tools-version"
     versions["lmplz"] = marker.read_text().strip() if marker.is_file() else "unknown"
     return versions
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def write_training_text(inputs: list[str], wikitext: bool, path: Path) -> dict:

@@ -10,7 +10,6 @@ bytes run after run with the default 2^18 hash buckets (see docs/quality-pii-dec
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -22,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from webmill.checksums import sha256_file
 from webmill.errors import WebmillError
 from webmill.quality.normalize import LABEL_PREFIX, MAX_CHARS, NEGATIVE, POSITIVE, normalize
 from webmill.quality.score import positive_probability
@@ -59,14 +59,6 @@ class Side:
     counts: SourceCounts = field(default_factory=SourceCounts)
     sample: list[str] = field(default_factory=list)
     seen: int = 0  # usable documents (after the length and language checks)
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _language_check(config: QualityTrainConfig):
@@ -199,13 +191,13 @@ def train_quality_model(positive: list[str | Path], negative: list[str | Path], 
         "labels": {"positive": "reference text (trusted)", "negative": "random web text"},
         "model_file": model_path.name,
         "model_bytes": model_path.stat().st_size,
-        "model_sha256": sha256(model_path),
+        "model_sha256": sha256_file(model_path),
         "parameters": asdict(config),
         "fasttext": {"dim": config.dim, "epoch": config.epochs, "lr": config.lr, "wordNgrams": config.word_ngrams,
                      "minCount": config.min_count, "bucket": config.bucket, "loss": "softmax", "thread": 1,
                      "seed": config.seed, "quantized": config.quantize},
         "normalization": f"lower case, whitespace collapsed to one line, first {config.max_chars} characters",
-        "training_files": {side.label: [{"path": str(p), "bytes": p.stat().st_size, "sha256": sha256(p)}
+        "training_files": {side.label: [{"path": str(p), "bytes": p.stat().st_size, "sha256": sha256_file(p)}
                                         for p in side.files] for side in sides},
         "documents": {side.label: {"read": side.counts.documents, "usable": side.seen, "sampled": len(side.sample),
                                    "skipped": side.counts.skipped} for side in sides},
