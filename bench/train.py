@@ -9,7 +9,7 @@ loop is what one would write by hand: forward, backward, `torch.optim.AdamW(mode
 zero_grad; no schedule, no clipping, no logging. The trainer does its full work (warm-up + cosine schedule,
 clipping, loss recording, progress bar object, fused AdamW with weight-decay groups). tokens/s = trained
 tokens / wall time of the whole call (optimizer creation included). The two alternate, `--repeats` times
-each, after one untimed warm-up run of each (first-call costs of torch); medians and their ratio are
+each (in ABBA order), after one untimed warm-up run of each (first-call costs of torch); medians and their ratio are
 reported. The machine may be shared with other work: the load average before and after is recorded.
 """
 
@@ -62,8 +62,8 @@ def webmill_trainer(model, corpus, config: TrainConfig) -> tuple[float, list[flo
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="cpu-tiny")
-    parser.add_argument("--steps", type=int, default=12, help="training steps per timed run")
-    parser.add_argument("--repeats", type=int, default=3, help="timed runs of each, alternating")
+    parser.add_argument("--steps", type=int, default=30, help="training steps per timed run")
+    parser.add_argument("--repeats", type=int, default=6, help="timed runs of each, alternating")
     parser.add_argument("--output", default=str(RESULTS / "train.json"))
     args = parser.parse_args()
 
@@ -93,9 +93,13 @@ def main() -> None:
     webmill_trainer(build_model(model_config, 0), corpus, TrainConfig(**{**config.__dict__,
                                                                          "budget_tokens": 2 * batch * block}))
     for repeat in range(args.repeats):
-        plain_s.append(plain_loop(build_model(model_config, 0), corpus, batch, args.steps, config.lr))
-        seconds, losses = webmill_trainer(build_model(model_config, 0), corpus, config)
-        webmill_s.append(seconds)
+        # which of the two goes first alternates (ABBA), so that neither always runs in the other's wake
+        for first in ((True, False) if repeat % 2 == 0 else (False, True)):
+            if first:
+                plain_s.append(plain_loop(build_model(model_config, 0), corpus, batch, args.steps, config.lr))
+            else:
+                seconds, losses = webmill_trainer(build_model(model_config, 0), corpus, config)
+                webmill_s.append(seconds)
         print(f"repeat {repeat + 1}: plain {tokens / plain_s[-1]:,.0f} tok/s, webmill {tokens / seconds:,.0f} tok/s "
               f"(loss {losses[0]:.3f} → {losses[-1]:.3f})", flush=True)
     load_after = os.getloadavg()

@@ -46,7 +46,7 @@ RUN_KEYS = ("budget_tokens", "batch_size", "lr", "min_lr", "warmup_steps", "weig
 
 # Training defaults that go with the model presets (model.PRESETS); docs/ablation-model.md gives their run time.
 TRAIN_PRESETS: dict[str, dict] = {
-    "cpu-tiny": dict(budget_tokens=1_000_000, batch_size=16, lr=2e-3, min_lr=2e-4, warmup_steps=20),
+    "cpu-tiny": dict(budget_tokens=4_000_000, batch_size=16, lr=2e-3, min_lr=2e-4, warmup_steps=20),
     "gpu-small": dict(budget_tokens=200_000_000, batch_size=64, lr=1e-3, min_lr=1e-4, warmup_steps=500),
 }
 
@@ -212,7 +212,7 @@ def train(model: GPT, corpus: PackedCorpus, config: TrainConfig, out_dir: str | 
                 loss, objective = feedback.objective(model, x, y)
         objective.backward()
         if config.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(parameters, config.grad_clip, foreach=device.type == "cuda")
+            torch.nn.utils.clip_grad_norm_(parameters, config.grad_clip, foreach=True)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         pending.append(loss.detach())
