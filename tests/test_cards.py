@@ -80,6 +80,9 @@ def test_card_header_funnel_and_plots(corpus, tmp_path, capsys):
         assert f"| {row['stage']} | {row['read']:,} | {row['kept']:,} | {dropped:,} |" in text
         for reason, n in row["dropped"].items():
             assert f"{reason} {n:,}" in text
+        for name, n in row.get("counters", {}).items():  # and what each stage counted besides its drops
+            if "." not in name:
+                assert f"{name} {n:,}" in text
     characters = pc.sum(pc.utf8_length(data["text"])).as_py()
     assert f"| documents | {data.num_rows:,} |" in text
     assert f"| characters | {characters:,} |" in text

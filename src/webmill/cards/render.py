@@ -207,9 +207,18 @@ class CardWriter:
         reasons_plot = "" if not reasons else self.plot(
             "drop_reasons", plots.horizontal_bars, [k for k, _ in reasons], [v for _, v in reasons],
             "Most frequent drop reasons", "documents dropped")
+        # what stages counted besides drops: replacements (pii), matches per evaluation set (decontaminate),
+        # dedup clusters, lines removed...; per-file counters of readers and writers are left out
+        counted = [[row["stage"], ", ".join(f"{k} {v:,}" for k, v in row["counters"].items()
+                                            if "." not in k and "/" not in k)]
+                   for row in rows if row.get("counters")]
+        counted = [row for row in counted if row[1]]
+        counters = "" if not counted else "\n".join([
+            "", "What the stages counted besides their drops (counters that stayed at zero are not recorded):", "",
+            table(["stage", "counters"], counted)])
         self.add("Funnel", note, "",
                  table(["stage", "read", "kept", "dropped", "kept / input", "characters kept", "drop reasons"], lines),
-                 funnel_plot, reasons_plot)
+                 counters, funnel_plot, reasons_plot)
 
     def recipe(self) -> None:
         recipe = self.facts.recipe
