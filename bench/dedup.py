@@ -158,11 +158,23 @@ def step_filter(args):
     return time.perf_counter() - started, peak_rss_mb(), kept
 
 
+def shingle_bytes(texts: list[str], n: int = 5) -> list[list[bytes]]:
+    """datasketch's input: the word n-grams of each text as UTF-8, from the same normaliser as webmill's
+    (`normalized_batch`, 256 texts a call), so the comparison is about hashing and indexing."""
+    from webmill.dedup.common import normalized_batch
+
+    result = []
+    for start in range(0, len(texts), 256):
+        for text in normalized_batch(texts[start:start + 256]):
+            words = text.split(b" ") if text else []
+            result.append([b" ".join(words[i:i + n]) for i in range(len(words) - n + 1)])
+    return result
+
+
 def run_datasketch(files):
     """Plain datasketch, as usually run: MinHash(SHA-1 of each shingle) + MinHashLSH query/insert."""
     from datasketch import MinHash, MinHashLSH
 
-    from webmill.dedup.common import ngram_strings, normalized_words
     from webmill.dedup.minhash import MinhashSettings
 
     started = time.perf_counter()
@@ -178,12 +190,13 @@ def run_datasketch(files):
 
     removed_keys = 0
     for shard, path in files:
-        for pos, doc in enumerate(read_docs(Path(path), shard)):
-            shingles = ngram_strings(normalized_words(doc.text), 5)
+        docs = read_docs(Path(path), shard)
+        chunks = iter(lambda: [doc.text for _, doc in zip(range(256), docs)], [])
+        for pos, shingles in enumerate(s for chunk in chunks for s in shingle_bytes(chunk)):
             if not shingles:
                 continue
             sketch = MinHash(num_perm=s.num_hashes, seed=1, permutations=template.permutations, scheme="affine32")
-            sketch.update_batch([s.encode("utf-8") for s in shingles])
+            sketch.update_batch(shingles)
             key = (shard << 32) | pos
             for other in lsh.query(sketch):
                 a, b = find(other), find(key)
@@ -286,7 +299,6 @@ def stage_clusters(docs, engine: str, tmp: Path, params: dict | None = None) -> 
 def datasketch_clusters(docs) -> list[int]:
     from datasketch import MinHash, MinHashLSH
 
-    from webmill.dedup.common import ngram_strings, normalized_words
     from webmill.dedup.minhash import MinhashSettings
 
     s = MinhashSettings()
@@ -298,12 +310,11 @@ def datasketch_clusters(docs) -> list[int]:
             x = parent[x]
         return x
 
-    for i, doc in enumerate(docs):
-        shingles = ngram_strings(normalized_words(doc["text"]), 5)
+    for i, shingles in enumerate(shingle_bytes([doc["text"] for doc in docs])):
         if not shingles:
             continue
         sketch = MinHash(num_perm=s.num_hashes, seed=1)
-        sketch.update_batch([s.encode("utf-8") for s in shingles])
+        sketch.update_batch(shingles)
         for other in lsh.query(sketch):
             a, b = find(other), find(i)
             parent[max(a, b)] = min(a, b)
@@ -368,12 +379,12 @@ def _removed(clusters) -> list[bool]:
 
 
 def signature_microbench() -> dict:
-    """Per-document cost of one signature on the real article texts, one process: webmill, datasketch,
-    datatrove's own `MinhashDedupSignature` (spaCy words, SHA-1 shingles)."""
+    """Per-document cost of a signature on the real article texts, one process: webmill (a batch of texts
+    at a time, as the stage does), datasketch (same normaliser), datatrove's own `MinhashDedupSignature`
+    (spaCy words, SHA-1 shingles)."""
     import make_neardup_set as neardup
     from datasketch import MinHash
 
-    from webmill.dedup.common import ngram_strings, normalized_words
     from webmill.dedup.datatrove_minhash import MinhashConfig
     from webmill.dedup.minhash import MinHasher, MinhashSettings
 
@@ -381,21 +392,25 @@ def signature_microbench() -> dict:
     texts = [s["text"] for s in sources["originals"] + sources["negatives"]]
     hasher = MinHasher(MinhashSettings())
 
-    def timed(function, repeat=3):
+    def timed(function, repeat=3, per_text=True):
         best = float("inf")
         for _ in range(repeat):
             started = time.perf_counter()
-            for text in texts:
-                function(text)
+            if per_text:
+                for text in texts:
+                    function(text)
+            else:
+                function(texts)
             best = min(best, time.perf_counter() - started)
         return round(len(texts) / best)
 
-    def sketch(text):
-        m = MinHash(num_perm=hasher.settings.num_hashes, seed=1)
-        m.update_batch([s.encode() for s in ngram_strings(normalized_words(text), 5)])
+    def sketches(batch):
+        for shingles in shingle_bytes(batch):
+            MinHash(num_perm=hasher.settings.num_hashes, seed=1).update_batch(shingles)
 
     result = {"texts": len(texts), "mean_chars": round(sum(map(len, texts)) / len(texts)),
-              "webmill_docs_per_s": timed(hasher.signature), "datasketch_docs_per_s": timed(sketch)}
+              "webmill_docs_per_s": timed(hasher.signatures, per_text=False),
+              "datasketch_docs_per_s": timed(sketches, per_text=False)}
     try:
         from datatrove.utils.hashing import HashConfig
 
