@@ -10,13 +10,14 @@ of J has a standard deviation of about 0.028 there, against 0.04 with 112 values
 
 Steps (around a `Barrier`, see `webmill.stages.minhash_dedup`):
 
-1. `MinhashSignatures` (every task): one signature per document, written per *input file* as datatrove's
-   bucket files `sigs/bucket_BBB/<input index>.minhash.sig` (records: the band's values + the document's
+1. `MinhashSignatures` (every task): one signature per document (`MinHasher`: one-permutation hashing,
+   256 documents at a time), written per *input file* as datatrove's bucket files `sigs/bucket_BBB/<input index>.minhash.sig` (records: the band's values + the document's
    position in its input file, sorted), and in position order to `full/<input index>.sig`. Memory: the
    signatures of at most `buffer_mb` MB of documents; larger input files are sorted in runs and merged
    on disk.
 2. `FindCandidates` = datatrove's `MinhashDedupBuckets` (one task per band): a k-way merge of the sorted
-   files of its band; equal band values give candidate pairs `dups/BBBBB_00.dups`.
+   files of its band (one NumPy sort when the band fits in memory); equal band values give candidate
+   pairs `dups/BBBBB_00.dups`.
 3. `ClusterDuplicates` (one task): each candidate pair is verified on the full signatures (share of equal
    values = estimated Jaccard >= `verify_threshold`; banding alone lets most pairs at J = 0.65 through),
    then connected components of the verified pairs. Each
@@ -34,7 +35,7 @@ clustering and filtering are shared, so both engines give the same clusters (the
 Why not datatrove's signature and cluster steps: its signature step tokenises with spaCy (~10 ms per
 document here) and hashes each shingle in Python, writes one file per *task* (so document ids depend on
 the task count), and its cluster step holds a Python dict per duplicate document and keeps the member
-that wins a union-by-size, which again depends on ids. See `shingle_hashes` and `ClusterDuplicates`.
+that wins a union-by-size, which again depends on ids. See `batch_shingle_hashes` and `ClusterDuplicates`.
 """
 
 from __future__ import annotations
