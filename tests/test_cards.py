@@ -17,6 +17,7 @@ from conftest import SAMPLES, run, write_recipe
 from webmill.cli import main
 from webmill.cards import make_card
 from webmill.cards.collect import collect
+from webmill.tokens import TokenCounter
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -88,6 +89,8 @@ def test_card_header_funnel_and_plots(corpus, tmp_path, capsys):
     assert f"| characters | {characters:,} |" in text
     write_row = next(line for line in text.splitlines() if "write (parquet)" in line and line.startswith("|"))
     assert f"| {characters:,} |" in write_row  # datatrove's per-stage doc_len agrees with the data
+    tokens = sum(TokenCounter("sentencepiece").count(t) for t in data["text"].to_pylist())
+    assert f"| {tokens:,} |" in write_row and f"| tokens, {stats['tokenizer']} | {tokens:,} |" in text
     buckets = {b["values"]: b["counts"] for b in pc.value_counts(data["ccnet_bucket"]).to_pylist()}
     assert "## Perplexity buckets" in text and "## Languages" in text and "## Top domains" in text
     for bucket in ("head", "middle", "tail"):

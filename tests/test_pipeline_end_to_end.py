@@ -121,3 +121,21 @@ def test_fineweb_recipe_runs_and_adds_up(tmp_path):
         "minhash_dedup", "decontaminate", "pii"]
     assert stage(report, "extract")["read"] == 120
     assert pq.read_table(tmp_path / "corpus" / "data").num_rows == report["documents_out"] > 0
+
+
+def test_funnel_counts_the_tokens_each_stage_kept(refinedweb_run):
+    from webmill.tokens import TokenCounter
+
+    out, report = refinedweb_run
+    rows = report["stages"]
+    extract = next(i for i, r in enumerate(rows) if r["stage"].endswith("extract"))
+    assert all(r["tokens"] is None for r in rows[:extract])  # HTML until extraction: no tokens
+    assert all(isinstance(r["tokens"], int) and r["tokens"] > 0 for r in rows[extract:])
+    for before, after in zip(rows[extract:], rows[extract + 1:]):
+        if not after["changed"]:  # a stage that only drops documents can only lose tokens
+            assert after["tokens"] <= before["tokens"], after
+            assert (after["tokens"] < before["tokens"]) == (after["kept"] < before["kept"]), after
+    counter = TokenCounter("sentencepiece")
+    texts = pq.read_table(out / "corpus" / "data", columns=["text"]).column("text").to_pylist()
+    assert report["tokens_out"] == rows[-1]["tokens"] == sum(counter.count(t) for t in texts)
+    assert report["tokenizer"] == counter.describe()

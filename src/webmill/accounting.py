@@ -70,18 +70,22 @@ def _stage_row(label: str, steps: list[dict]) -> dict:
         "kept": read if is_writer else counting[-1].get("forwarded", 0),
         "dropped": {} if is_writer else dict(sorted(dropped.items(), key=lambda kv: (-kv[1], kv[0]))),
         "changed": extra.pop("changed", 0),
+        "tokens": extra.pop("tokens_kept", None),  # None: not counted (HTML, or count_tokens: none)
         "time_s": round(sum(s["time"] for s in steps), 3),
         "counters": extra,
     }
 
 
-def write_stats(path: Path, recipe_name: str, rows: list[dict], tasks: int, wall_s: float) -> dict:
+def write_stats(path: Path, recipe_name: str, rows: list[dict], tasks: int, wall_s: float,
+                tokenizer: str | None = None) -> dict:
     report = {
         "recipe": recipe_name,
         "tasks": tasks,
         "wall_time_s": round(wall_s, 2),
         "documents_in": rows[0]["read"] if rows else 0,
         "documents_out": rows[-1]["kept"] if rows else 0,
+        "tokens_out": rows[-1].get("tokens") if rows else None,
+        "tokenizer": tokenizer,
         "stages": rows,
     }
     path.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
@@ -89,13 +93,18 @@ def write_stats(path: Path, recipe_name: str, rows: list[dict], tasks: int, wall
 
 
 def summary_table(report: dict) -> str:
-    header = f"{'stage':<28} {'read':>8} {'kept':>8} {'dropped':>8} {'time s':>8}  top drop reasons"
+    header = (f"{'stage':<28} {'read':>8} {'kept':>8} {'dropped':>8} {'tokens kept':>12} {'time s':>8}"
+              "  top drop reasons")
     lines = [header, "-" * len(header)]
     for row in report["stages"]:
         dropped = sum(row["dropped"].values())
         reasons = ", ".join(f"{k} {v}" for k, v in list(row["dropped"].items())[:3])
-        lines.append(f"{row['stage'][:28]:<28} {row['read']:>8} {row['kept']:>8} {dropped:>8} "
+        tokens = "—" if row.get("tokens") is None else f"{row['tokens']:,}"
+        lines.append(f"{row['stage'][:28]:<28} {row['read']:>8} {row['kept']:>8} {dropped:>8} {tokens:>12} "
                      f"{row['time_s']:>8.1f}  {reasons}")
-    lines.append(f"{report['documents_in']} records in, {report['documents_out']} documents out, "
+    tokens = "" if report.get("tokens_out") is None else f" ({report['tokens_out']:,} tokens)"
+    lines.append(f"{report['documents_in']} records in, {report['documents_out']} documents out{tokens}, "
                  f"{report['wall_time_s']} s wall time")
+    if report.get("tokenizer"):
+        lines.append(f"tokens: {report['tokenizer']}")
     return "\n".join(lines)

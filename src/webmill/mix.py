@@ -50,9 +50,9 @@ import yaml
 from webmill.errors import WebmillError
 from webmill.parquet_output import ARROW_TYPES, BASE_COLUMNS, PARTIAL
 from webmill.stages.registry import param
+from webmill.tokens import TokenCounter
 from webmill.validate import ParamError, build_params
 
-SHIPPED_SP_MODEL = Path(__file__).resolve().parent / "assets" / "kenlm" / "en.sp.model"
 OUTPUT_COLUMNS = {**BASE_COLUMNS, "source": "string", "epoch": "int32", "metadata": "string"}
 JSONL_SUFFIXES = (".jsonl", ".jsonl.gz", ".json.gz")
 TOP_LEVEL_KEYS = {"name", "description", "mix", "output"}
@@ -197,41 +197,6 @@ def check_weights(path: Path, mix: MixSettings, sources: list[SourceSettings]) -
                            "every source a weight")
     elif abs(weights - 1) > 1e-6:
         raise _located(path, "mix", "sources", f"the weights sum to {weights:g}, not 1")
-
-
-# ---------------------------------------------------------------------------------------------- tokens
-
-
-class TokenCounter:
-    """Counts tokens offline. `sentencepiece`: pieces of the shipped English SentencePiece model (8000
-    pieces, from WikiText-2) over each paragraph normalised as the model was trained (lower case, digits
-    to 0, ASCII punctuation): subword units, like an LM's tokens, so code and foreign text count more per
-    word than English prose. `words`: whitespace-separated words, model-free."""
-
-    def __init__(self, kind: str = "sentencepiece", sp_model: str | os.PathLike | None = None):
-        self.kind = kind
-        self.model_path = Path(sp_model) if sp_model else SHIPPED_SP_MODEL
-        if kind == "sentencepiece":
-            import sentencepiece as spm
-
-            from webmill.kenlm.normalize import normalize_paragraphs
-
-            if not self.model_path.is_file():
-                raise WebmillError(f"SentencePiece model not found: {self.model_path} (train one with "
-                                   "`webmill kenlm train`, or use tokenizer: words)")
-            self._sp = spm.SentencePieceProcessor(model_file=str(self.model_path))
-            self._paragraphs = normalize_paragraphs
-
-    def describe(self) -> str:
-        if self.kind == "words":
-            return "words (whitespace-separated)"
-        return f"sentencepiece ({self.model_path.name}, normalised paragraphs)"
-
-    def count(self, text: str) -> int:
-        if self.kind == "words":
-            return len(text.split())
-        paragraphs = self._paragraphs(text)
-        return sum(len(pieces) for pieces in self._sp.encode(paragraphs)) if paragraphs else 0
 
 
 # ---------------------------------------------------------------------------------------------- reading

@@ -21,6 +21,7 @@ from webmill.recipe import Recipe
 from webmill.stages.archive_reader import ArchiveReader
 from webmill.stages.registry import Barrier, BuildContext
 from webmill.stages.shards import TagShard
+from webmill.stages.token_tally import TokenTally
 
 
 @dataclass
@@ -104,9 +105,14 @@ def build_plan(recipe: Recipe, layout: OutputLayout, limit: int = -1, progress: 
                dry_run: bool = False) -> list[Phase]:
     root, paths_file, relative = write_input_list(recipe, layout, dry_run)
     phases = [Phase("phase_0")]
-    phases[0].add(build_reader(recipe, root, paths_file, relative, limit, progress), f"0:read ({recipe.input_format})")
+    reader_label = f"0:read ({recipe.input_format})"
+    phases[0].add(build_reader(recipe, root, paths_file, relative, limit, progress), reader_label)
     factory = exclusion_factory(recipe.output.exclusions)
     stage_columns: dict[str, str] = {}
+    count_tokens = recipe.output.count_tokens != "none"
+    holds_text = recipe.input_format != "warc"  # archives hold HTML until the extract stage
+    if count_tokens and holds_text:
+        phases[0].add(TokenTally(recipe.output.count_tokens), reader_label)
     for index, stage in enumerate(recipe.stages, start=1):
         built = stage.spec.build(stage.params, BuildContext(stage_index=index, exclusion_writer_factory=factory,
                                                             work_dir=str(layout.work / f"{index:02d}_{stage.spec.name}")))
@@ -116,13 +122,19 @@ def build_plan(recipe: Recipe, layout: OutputLayout, limit: int = -1, progress: 
             else:
                 phases[-1].add(step, stage.label)
         stage_columns.update(stage.spec.columns)
+        holds_text = holds_text or stage.spec.name == "extract"
+        if count_tokens and holds_text:
+            phases[-1].add(TokenTally(recipe.output.count_tokens), stage.label)
     out = recipe.output
+    writer_label = f"{len(recipe.stages) + 1}:write (parquet)"
+    if count_tokens and holds_text:
+        phases[-1].add(TokenTally(recipe.output.count_tokens), writer_label)
     phases[-1].add(CorpusParquetWriter(
         str(layout.data), output_columns(stage_columns),
         compression=None if out.compression == "none" else out.compression,
         max_file_bytes=out.max_file_mb << 20, row_group_rows=out.row_group_rows,
         row_group_bytes=out.row_group_mb << 20, route_by_language=out.route_by_language,
-    ), f"{len(recipe.stages) + 1}:write (parquet)")
+    ), writer_label)
     return phases
 
 

@@ -53,6 +53,9 @@ class OutputSettings:
     compression: Literal["zstd", "snappy", "gzip", "none"] = param("zstd", "Parquet compression codec")
     exclusions: str | None = param(None, "folder for dropped documents with their reason (JSONL)")
     route_by_language: bool = param(False, "write each language to its own folder: data/<lang>/ (und: unknown)")
+    count_tokens: Literal["sentencepiece", "words", "none"] = param(
+        "sentencepiece", "tokens kept after each stage, in stats.json and the card: shipped SentencePiece "
+        "model, whitespace-separated words, or none (saves the counting time)")
 
 
 @dataclass

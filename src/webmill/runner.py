@@ -19,6 +19,7 @@ from webmill.errors import WebmillError
 from webmill.parquet_output import PARTIAL
 from webmill.pipeline import OutputLayout, Phase, build_plan
 from webmill.recipe import Recipe
+from webmill.tokens import TokenCounter
 
 
 def recipe_fingerprint(recipe: Recipe, limit: int) -> dict:
@@ -139,4 +140,7 @@ def run_recipe(recipe: Recipe, limit: int = -1, overwrite: bool = False, progres
         steps.extend(merged)
         labels.extend(phase.labels)
     rows = stage_rows(steps, labels)
-    return write_stats(layout.stats, recipe.name, rows, recipe.executor.tasks, time.perf_counter() - started)
+    kind = recipe.output.count_tokens
+    tokenizer = None if kind == "none" else TokenCounter(kind).describe()
+    return write_stats(layout.stats, recipe.name, rows, recipe.executor.tasks, time.perf_counter() - started,
+                       tokenizer)

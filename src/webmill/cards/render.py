@@ -22,7 +22,7 @@ SIZE_BUCKETS = [(1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), 
                 (10_000_000_000, "1B<n<10B"), (100_000_000_000, "10B<n<100B"),
                 (1_000_000_000_000, "100B<n<1T")]
 LICENSE_ID = re.compile(r"^[a-z0-9][a-z0-9.+\-]*$")
-KNOWN_STATS_KEYS = {"recipe", "tasks", "wall_time_s", "documents_in", "documents_out", "stages"}
+KNOWN_STATS_KEYS = {"recipe", "tasks", "wall_time_s", "documents_in", "documents_out", "stages", "tokens_out", "tokenizer"}
 COLUMN_TITLES = {
     "language_score": "fastText language score",
     "perplexity": "KenLM perplexity",
@@ -157,8 +157,11 @@ class CardWriter:
     def summary(self) -> None:
         facts = self.facts
         rows = [["documents", facts.documents], ["characters", facts.characters],
-                ["words (whitespace-separated)", facts.words],
-                ["Parquet files", len(facts.data_files)], ["size on disk", _size(facts.bytes_on_disk)]]
+                ["words (whitespace-separated)", facts.words]]
+        tokens = _tokens_out(facts.stats)
+        if tokens is not None:
+            rows.append([f"tokens, {facts.stats['tokenizer']}", tokens])
+        rows += [["Parquet files", len(facts.data_files)], ["size on disk", _size(facts.bytes_on_disk)]]
         codes = language_codes(facts)
         if codes:
             rows.append(["languages", ", ".join(codes[:20]) + (" …" if len(codes) > 20 else "")])
@@ -192,12 +195,16 @@ class CardWriter:
             chars = facts.stage_characters.get(row["stage"])
             if chars is not None and extract_at is not None and index < extract_at:
                 chars = f"{chars:,} (HTML)"
+            tokens = row.get("tokens")
             lines.append([row["stage"], row["read"], row["kept"], dropped, _percent(row["kept"], first),
-                          "—" if chars is None else chars, reasons or "—"])
+                          "—" if chars is None else chars, "—" if tokens is None else tokens, reasons or "—"])
+        tokenizer = facts.stats.get("tokenizer")
         note = ("Documents after each stage with the reasons of every drop (`stats.json`). Characters are those "
                 "of the documents a stage kept, from datatrove's per-task statistics; — where the run's statistics "
-                "do not hold them. Tokens are not counted: they depend on the tokenizer (the summary gives "
-                "whitespace-separated words).")
+                "do not hold them. " + (
+                    f"Tokens are those of the documents a stage kept, counted during the run with {tokenizer} "
+                    "(— before the text is extracted)." if tokenizer else
+                    "Tokens were not counted in this run (`output: {count_tokens: none}`)."))
         labels = ["input (records read)"] + [r["stage"] for r in rows]
         steep = first > 20 * max(1, rows[-1]["kept"])
         funnel_plot = self.plot("funnel", plots.horizontal_bars, labels, [first] + [r["kept"] for r in rows],
@@ -217,7 +224,8 @@ class CardWriter:
             "", "What the stages counted besides their drops (counters that stayed at zero are not recorded):", "",
             table(["stage", "counters"], counted)])
         self.add("Funnel", note, "",
-                 table(["stage", "read", "kept", "dropped", "kept / input", "characters kept", "drop reasons"], lines),
+                 table(["stage", "read", "kept", "dropped", "kept / input", "characters kept", "tokens kept",
+                        "drop reasons"], lines),
                  counters, funnel_plot, reasons_plot)
 
     def recipe(self) -> None:
@@ -347,3 +355,12 @@ def write_card(facts: CorpusFacts, out: Path, license_id: str = "other", with_pl
     path = out / "README.md"
     path.write_text(text)
     return path
+
+
+def _tokens_out(stats: dict) -> int | None:
+    """Tokens in the corpus as the run counted them: a recipe run's last stage, or a mix's written total."""
+    if not stats.get("tokenizer"):
+        return None
+    if stats.get("kind") == "mix":
+        return (stats.get("total_tokens") or {}).get("written")
+    return stats.get("tokens_out")
