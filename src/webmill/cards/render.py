@@ -202,8 +202,8 @@ class CardWriter:
         note = ("Documents after each stage with the reasons of every drop (`stats.json`). Characters are those "
                 "of the documents a stage kept, from datatrove's per-task statistics; — where the run's statistics "
                 "do not hold them. " + (
-                    f"Tokens are those of the documents a stage kept, counted during the run with {tokenizer} "
-                    "(— before the text is extracted)." if tokenizer else
+                    "Tokens are those of the documents a stage kept, counted during the run (tokenizer: "
+                    f"{tokenizer}); — before the text is extracted." if tokenizer else
                     "Tokens were not counted in this run (`output: {count_tokens: none}`)."))
         labels = ["input (records read)"] + [r["stage"] for r in rows]
         steep = first > 20 * max(1, rows[-1]["kept"])
