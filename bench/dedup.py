@@ -424,20 +424,99 @@ def signature_microbench() -> dict:
     return result
 
 
+# -- clustering beyond memory ------------------------------------------------------------------------------
+
+def write_duplicate_graph(path: Path, pairs: int, seed: int = 0) -> None:
+    """Verified pairs as the cluster step meets them, in input-file order: clusters of Zipf-distributed
+    sizes (most of two or three documents, a few of thousands), each either a star (copies of one page,
+    joined to the first) or a chain (each version joined to the previous); members spread over input
+    files of 10k documents. Written as raw (u, v) uint64 pairs."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    sizes = np.minimum(rng.zipf(2.0, pairs) + 1, 100_000)
+    sizes = sizes[: np.searchsorted(np.cumsum(sizes - 1), pairs) + 1]
+    documents = int(sizes.sum()) * 3  # a third of the corpus has a duplicate
+    members = rng.permutation(documents)[: sizes.sum()].astype(np.uint64)
+    keys = ((members // np.uint64(10_000)) << np.uint64(32)) | (members % np.uint64(10_000))
+    ends = np.cumsum(sizes)
+    starts = ends - sizes
+    star = rng.random(len(sizes)) < 0.5
+    owner = np.repeat(np.arange(len(sizes)), sizes - 1)
+    offset = np.arange(len(owner)) - np.repeat(np.cumsum(sizes - 1) - (sizes - 1), sizes - 1)
+    u_index = np.where(star[owner], starts[owner], starts[owner] + offset)
+    v_index = starts[owner] + offset + 1
+    uv = np.stack([keys[u_index], keys[v_index]], axis=1)[:pairs]
+    uv.tofile(path)
+
+
+def step_cluster_graph(args):
+    import numpy as np
+
+    from webmill.dedup.components import cluster
+
+    path, work, budget_mb = args
+
+    def chunks():
+        with open(path, "rb") as f:
+            while chunk := f.read(100_000 * 16):
+                uv = np.frombuffer(chunk, dtype=np.uint64).reshape(-1, 2)
+                yield uv[:, 0].copy(), uv[:, 1].copy()
+
+    started = time.perf_counter()
+    summary = cluster(chunks(), work, budget_mb << 20)
+    return time.perf_counter() - started, peak_rss_mb(), summary
+
+
+def bench_clustering(sizes=(1_000_000, 4_000_000, 16_000_000), budget_mb: int = 64) -> list[dict]:
+    """The cluster step alone on graphs of growing size: in memory (budget large enough) and on disk
+    (the default 64 MB budget, which the larger graphs exceed), each in a fresh process."""
+    rows = []
+    for pairs in sizes:
+        graph = WORK / f"graph_{pairs}.bin"
+        write_duplicate_graph(graph, pairs)
+        row = {"pairs": pairs}
+        for mode, budget in (("in_memory", 1 << 16), ("budget", budget_mb)):
+            work = WORK / f"components_{pairs}_{mode}"
+            shutil.rmtree(work, ignore_errors=True)
+            work.mkdir(parents=True)
+            _, ((seconds, rss, summary),) = in_processes(step_cluster_graph, [(str(graph), str(work), budget)])
+            row[mode] = {"budget_mb": budget, "seconds": round(seconds, 1), "peak_rss_mb": rss,
+                         "clustering": summary["clustering"], "label_passes": summary["label_passes"],
+                         "documents_in_clusters": summary["documents_in_clusters"],
+                         "clusters": summary["clusters"], "largest_cluster": summary["largest_cluster"]}
+            shutil.rmtree(work, ignore_errors=True)
+        graph.unlink()
+        assert {k: v for k, v in row["in_memory"].items() if k in ("documents_in_clusters", "clusters")} == \
+               {k: v for k, v in row["budget"].items() if k in ("documents_in_clusters", "clusters")}
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="10000,100000,1000000")
     parser.add_argument("--datasketch-max", type=int, default=100_000,
                         help="largest corpus datasketch is run on (it runs at ~600 docs/s in one process)")
     parser.add_argument("--keep-corpora", action="store_true", help="keep the generated JSONL files")
+    parser.add_argument("--only-clustering", action="store_true",
+                        help="run only the clustering part and update it in the existing results")
     args = parser.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
+    if args.only_clustering:
+        report = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+        report["clustering"] = bench_clustering()
+        RESULTS.write_text(json.dumps(report, indent=2) + "\n")
+        print(f"updated the clustering part of {RESULTS.relative_to(ROOT)} in {time.perf_counter() - started:.0f} s")
+        return
     report = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "workers": WORKERS},
               "signature_microbench": signature_microbench()}
     print(json.dumps(report["signature_microbench"]), flush=True)
     report["quality"] = bench_quality()
     report["scale"] = [bench_size(int(s), int(s) <= args.datasketch_max) for s in args.sizes.split(",")]
+    report["clustering"] = bench_clustering()
     report["bench_wall_s"] = round(time.perf_counter() - started, 1)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(report, indent=2) + "\n")

@@ -21,12 +21,12 @@ sys.path.insert(0, str(REPO / "scripts"))
 import make_neardup_set as neardup  # noqa: E402
 
 from webmill.dedup.common import ASCII_WHITESPACE, UNICODE_WHITESPACE, normalized_batch  # noqa: E402
+from webmill.dedup.components import CLUSTER_RECORD, cluster, connected_components  # noqa: E402
 from webmill.dedup.minhash import (  # noqa: E402
     FindCandidates,
     MinHasher,
     MinhashSettings,
     MinhashSignatures,
-    connected_components,
     ngram_strings,
     normalized_words,
     shingle_hashes,
@@ -314,6 +314,64 @@ def test_connected_components_pick_the_smallest_key():
     expected = {k: find(k) for k in {x for pair in pairs for x in pair}}
     assert {int(n): int(nodes[label]) for n, label in zip(nodes, labels)} == expected
     assert passes >= 2
+
+
+def duplicate_graph(seed: int, pairs: int, files: int = 5) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs among documents of a few input files: random pairs, long chains (paths of 200 documents,
+    the worst case for label propagation) and stars (exact copies of one page)."""
+    rng = np.random.default_rng(seed)
+    keys = np.unique((rng.integers(0, files, 4 * pairs).astype(np.uint64) << np.uint64(32))
+                     | rng.integers(0, 1 << 20, 4 * pairs).astype(np.uint64))
+    rng.shuffle(keys)
+    u, v = [rng.choice(keys, pairs // 2)], [rng.choice(keys, pairs // 2)]
+    chain = keys[: pairs // 4]
+    u.append(chain[:-1][np.arange(len(chain) - 1) % 200 != 199])
+    v.append(chain[1:][np.arange(len(chain) - 1) % 200 != 199])
+    hub = keys[pairs // 4: pairs // 4 + pairs // 4]
+    u.append(np.repeat(hub[::50], 49)[: len(hub)])
+    v.append(hub[: len(np.repeat(hub[::50], 49))])
+    return np.concatenate(u), np.concatenate(v)
+
+
+def cluster_files(work_dir) -> dict:
+    return {f"{d}/{f}": open(os.path.join(work_dir, d, f), "rb").read()
+            for d in ("clusters", "remove") for f in sorted(os.listdir(os.path.join(work_dir, d)))}
+
+
+def test_clusters_on_disk_equal_clusters_in_memory(tmp_path):
+    u, v = duplicate_graph(3, 20_000)
+    chunks = [(u[i:i + 7000], v[i:i + 7000]) for i in range(0, len(u), 7000)]
+    in_memory = cluster(chunks, str(tmp_path / "memory"), budget_bytes=64 << 20)
+    on_disk = cluster(chunks, str(tmp_path / "disk"), budget_bytes=100_000)
+    assert in_memory.pop("clustering") == "in memory" and on_disk.pop("clustering").startswith("on disk, 20")
+    assert in_memory.pop("label_passes") >= 2 and on_disk.pop("label_passes") >= 2
+    assert on_disk == in_memory and on_disk["largest_cluster"] >= 200
+    assert cluster_files(tmp_path / "disk") == cluster_files(tmp_path / "memory")
+    assert set(os.listdir(tmp_path / "disk")) == {"clusters", "remove"}  # no scratch files left behind
+
+    nodes, labels, _ = connected_components(chunks, str(tmp_path / "check"))  # the survivor: smallest key
+    records = {}
+    for name in os.listdir(tmp_path / "disk" / "clusters"):
+        shard = int(name.removesuffix(".bin"))
+        for pos, size, root in np.fromfile(tmp_path / "disk" / "clusters" / name, dtype=CLUSTER_RECORD).tolist():
+            records[(shard << 32) | pos] = (root, size)
+    sizes = np.bincount(labels)
+    assert records == {int(n): (int(nodes[label]), int(sizes[label])) for n, label in zip(nodes, labels)}
+
+
+def test_clustering_memory_is_bounded_by_configuration(tmp_path):
+    """Four times the pairs (in four times the input files), the same peak memory: the budget sets it,
+    and the documents in clusters of one input file (written sorted at the end), not the corpus."""
+    peaks = {}
+    for pairs in (20_000, 80_000):
+        u, v = duplicate_graph(pairs, pairs, files=pairs // 4000)
+        chunks = [(u[i:i + 5000].copy(), v[i:i + 5000].copy()) for i in range(0, len(u), 5000)]
+        tracemalloc.start()
+        summary = cluster(iter(chunks), str(tmp_path / str(pairs)), budget_bytes=500_000)
+        peaks[pairs] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert summary["clustering"].startswith("on disk")
+    assert peaks[80_000] < 1.3 * peaks[20_000] and peaks[80_000] < 2_000_000, peaks
 
 
 def synthetic_docs(count: int, vocabulary: list[str]):

@@ -3,7 +3,9 @@ modules import each other, and this module must load whichever of them is import
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 import unicodedata
 from functools import lru_cache
 
@@ -175,3 +177,17 @@ class ShardPositions:
             return shard, 0, True
         self.pos += 1
         return shard, self.pos, False
+
+
+# files of the global dedup steps
+
+
+def write_atomically(path: str, write) -> None:
+    """`write(temporary path)`, then the file takes its name at once: a rerun never sees half a file."""
+    write(path + ".tmp")
+    os.replace(path + ".tmp", path)
+
+
+def empty_folder(folder: str) -> None:
+    shutil.rmtree(folder, ignore_errors=True)
+    os.makedirs(folder, exist_ok=True)

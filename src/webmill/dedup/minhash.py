@@ -24,7 +24,8 @@ Steps (around a `Barrier`, see `webmill.stages.minhash_dedup`):
    cluster's survivor is its smallest (input file, position); every member gets `minhash_cluster_id`
    (the survivor's key, input index × 2^32 + position) and `minhash_cluster_size`. Written per input
    file: `clusters/<input index>.bin` and `remove/<input index>.remove` (positions to drop, sorted).
-   Memory: 16 bytes per document that is in at least one verified pair (see `connected_components`).
+   Memory: at most `buffer_mb` (see `webmill.dedup.components`: in memory while the documents that
+   have a duplicate fit, else in parts on disk).
 4. `ApplyClusters` (every task, after the barrier): adds the cluster columns to every document (a
    singleton is its own cluster of size 1) and drops the non-survivors (`near_duplicate`).
 
@@ -55,10 +56,13 @@ from datatrove.utils.typeshelper import StatHints
 from webmill.dedup.common import (  # noqa: F401
     ShardPositions,
     doc_key,
+    empty_folder,
     ngram_strings,
     normalized_batch,
     normalized_words,
+    write_atomically,
 )
+from webmill.dedup.components import CLUSTER_RECORD, cluster
 from webmill.dedup.datatrove_minhash import MinhashConfig, MinhashDedupBuckets
 from webmill.stages.exclusions import ExclusionMixin
 
@@ -253,17 +257,6 @@ class MinHasher:
         return signatures[0] if present[0] else None
 
 
-def _replace(path: str, write) -> None:
-    """Write a file atomically (a rerun never sees half a file)."""
-    write(path + ".tmp")
-    os.replace(path + ".tmp", path)
-
-
-def _clean(folder: str) -> None:
-    shutil.rmtree(folder, ignore_errors=True)
-    os.makedirs(folder, exist_ok=True)
-
-
 # --------------------------------------------------------------------------------------------------------
 # step 1: signatures, written per input file and band, sorted
 
@@ -339,10 +332,10 @@ class _ShardSignatureWriter:
             path = self._band_path(band)
             os.makedirs(os.path.dirname(path), exist_ok=True)
             if not self.runs:
-                _replace(path, self._band_records(band).tofile)
+                write_atomically(path, self._band_records(band).tofile)
                 continue
             runs = [os.path.join(self.run_dir, f"{band:03d}_{i:05d}.run") for i in range(self.runs)]
-            _replace(path, lambda target: self._merge(runs, target))
+            write_atomically(path, lambda target: self._merge(runs, target))
         if self.runs:
             shutil.rmtree(self.run_dir, ignore_errors=True)
 
@@ -465,7 +458,7 @@ class FindCandidates(MinhashDedupBuckets):
         pairs = np.empty(len(first), dtype=DUP_PAIR)
         pairs["f1"], pairs["d1"] = files[first], docs[first]
         pairs["f2"], pairs["d2"] = files[first + 1], docs[first + 1]
-        _replace(os.path.join(self.work_dir, "dups", f"{band:05d}_00.dups"), pairs.tofile)
+        write_atomically(os.path.join(self.work_dir, "dups", f"{band:05d}_00.dups"), pairs.tofile)
         self.stat_update("total_matches", value=len(first))
 
 
@@ -608,92 +601,12 @@ def verified_pairs(folder: str, store: SignatureStore, threshold: float, step: P
         yield u, v
 
 
-CLUSTER_RECORD = np.dtype([("pos", "<u4"), ("size", "<u4"), ("cluster", "<i8")])
-INDEX_PAIR = np.dtype([("u", "<i8"), ("v", "<i8")])
-
-
-def connected_components(pair_chunks, scratch: str) -> tuple[np.ndarray, np.ndarray, int]:
-    """Components of the graph given as chunks of (key, key) arrays.
-
-    Returns (nodes, labels, passes): `nodes` are the sorted keys of the documents in at least one pair,
-    `labels[i]` is the index of the smallest node of node i's component. Memory: 16 bytes per such
-    document (keys and labels) plus one chunk of pairs; documents in no pair cost nothing. The pairs are
-    rewritten once as node indices to `scratch` and re-read from disk on each pass. A pass hooks the
-    label of each side of every pair to the smaller one, then pointer jumping flattens the labels; passes
-    repeat until no pair joins two labels (a few passes: the labels converge like union-find).
-    """
-    nodes = np.empty(0, dtype=U64)
-    raw = scratch + ".keys"
-    with open(raw, "wb") as out:
-        for u, v in pair_chunks:
-            if len(u):
-                nodes = np.union1d(nodes, np.concatenate([u, v]))
-                out.write(np.stack([u, v], axis=1).astype(U64).tobytes())
-    with open(raw, "rb") as f, open(scratch, "wb") as out:
-        while chunk := f.read((1 << 20) * 16):
-            uv = np.frombuffer(chunk, dtype=U64).reshape(-1, 2)
-            out.write(np.searchsorted(nodes, uv).astype(np.int64).tobytes())
-    os.remove(raw)
-
-    labels = np.arange(len(nodes), dtype=np.int64)
-    passes = 0
-    while len(nodes):
-        passes += 1
-        joined = False
-        with open(scratch, "rb") as f:
-            while chunk := f.read((1 << 20) * INDEX_PAIR.itemsize):
-                pairs = np.frombuffer(chunk, dtype=np.int64).reshape(-1, 2)
-                lu, lv = labels[pairs[:, 0]], labels[pairs[:, 1]]
-                differ = lu != lv
-                if not differ.any():
-                    continue
-                joined = True
-                lu, lv = lu[differ], lv[differ]
-                low = np.minimum(lu, lv)
-                for target in (lu, lv, pairs[differ, 0], pairs[differ, 1]):
-                    np.minimum.at(labels, target, low)
-        while True:  # pointer jumping: every label points at its component's current root
-            jumped = labels[labels]
-            if np.array_equal(jumped, labels):
-                break
-            labels = jumped
-        if not joined:
-            break
-    return nodes, labels, passes
-
-
-def write_clusters(work_dir: str, nodes: np.ndarray, labels: np.ndarray) -> dict:
-    """Per input file: `clusters/<index>.bin` (position, cluster size, cluster id) for each document in a
-    cluster of two or more, and `remove/<index>.remove` (sorted uint32 positions of the non-survivors)."""
-    cluster_dir, remove_dir = os.path.join(work_dir, "clusters"), os.path.join(work_dir, "remove")
-    _clean(cluster_dir)
-    _clean(remove_dir)
-    if not len(nodes):
-        return {"documents_in_clusters": 0, "clusters": 0, "near_duplicates": 0, "largest_cluster": 0}
-    sizes = np.bincount(labels, minlength=len(nodes))
-    survivors = nodes[labels]
-    shards = (nodes >> U64(32)).astype(np.int64)
-    cuts = np.flatnonzero(np.diff(shards)) + 1
-    for start, end in zip(np.concatenate([[0], cuts]), np.concatenate([cuts, [len(nodes)]])):
-        shard = int(shards[start])
-        records = np.empty(end - start, dtype=CLUSTER_RECORD)
-        records["pos"] = (nodes[start:end] & U64(0xFFFFFFFF)).astype(np.uint32)
-        records["size"] = sizes[labels[start:end]]
-        records["cluster"] = survivors[start:end].astype(np.int64)
-        _replace(os.path.join(cluster_dir, f"{shard:06d}.bin"), records.tofile)
-        removed = records["pos"][survivors[start:end] != nodes[start:end]]
-        _replace(os.path.join(remove_dir, f"{shard:06d}.remove"), removed.astype("<u4").tofile)
-    clusters = int(np.count_nonzero(sizes))
-    return {"documents_in_clusters": int(len(nodes)), "clusters": clusters,
-            "near_duplicates": int(len(nodes)) - clusters, "largest_cluster": int(sizes.max())}
-
-
 def _report(step: PipelineStep, work_dir: str, settings: MinhashSettings, engine: str, summary: dict,
             verify_threshold: float) -> None:
     # the duplicate threshold is the verification's; with verification off, banding alone decides
     threshold = verify_threshold if verify_threshold > 0 else settings.threshold
     for name, value in summary.items():
-        if value:
+        if value and isinstance(value, int):
             step.stat_update(name, value=value)
     step.stat_update("jaccard_threshold_permille", value=round(1000 * threshold))
     summary = {"engine": engine, **asdict(settings), "jaccard_threshold": round(threshold, 4),
@@ -710,11 +623,13 @@ class GlobalMinhashStep(PipelineStep):
 
     type = "🫂 - DEDUP"
 
-    def __init__(self, work_dir: str, settings: MinhashSettings, verify_threshold: float = 0.0):
+    def __init__(self, work_dir: str, settings: MinhashSettings, verify_threshold: float = 0.0,
+                 buffer_mb: int = 64):
         super().__init__()
         self.work_dir = work_dir
         self.settings = settings
         self.verify_threshold = verify_threshold
+        self.buffer_mb = buffer_mb  # the clustering's memory budget (see `webmill.dedup.components`)
 
 
 class ClusterDuplicates(GlobalMinhashStep):
@@ -728,9 +643,7 @@ class ClusterDuplicates(GlobalMinhashStep):
         store = SignatureStore(os.path.join(self.work_dir, "full"), self.settings)
         with self.track_time():
             pairs = verified_pairs(dups, store, self.verify_threshold, self)
-            nodes, labels, passes = connected_components(pairs, os.path.join(self.work_dir, "pairs.idx"))
-            summary = write_clusters(self.work_dir, nodes, labels)
-            summary["label_passes"] = passes
+            summary = cluster(pairs, self.work_dir, self.buffer_mb << 20)
         _report(self, self.work_dir, self.settings, "datatrove", summary, self.verify_threshold)
 
 
@@ -774,9 +687,7 @@ class SketchLSH(GlobalMinhashStep):
                     sketches[key] = sketch
             self.stat_update("verified_pairs", value=len(us))
             pairs = [(np.array(us, dtype=U64), np.array(vs, dtype=U64))]
-            nodes, labels, passes = connected_components(pairs, os.path.join(self.work_dir, "pairs.idx"))
-            summary = write_clusters(self.work_dir, nodes, labels)
-            summary["label_passes"] = passes
+            summary = cluster(pairs, self.work_dir, self.buffer_mb << 20)
         _report(self, self.work_dir, s, "datasketch", summary, self.verify_threshold)
 
 

@@ -28,7 +28,7 @@ class MinhashDedupParams:
         0.72, "the duplicate threshold: candidates whose estimated Jaccard (share of equal MinHash values) is "
               "lower are not duplicates; null: the banding threshold (1/bands)^(1/rows); 0: keep every "
               "candidate (datatrove's behaviour)")
-    buffer_mb: int = param(64, "memory for signatures before they are sorted to disk, per task")
+    buffer_mb: int = param(64, "memory per task for signatures, band merges and clustering before they go to disk")
 
     def check(self):
         for key in ("n_grams", "num_buckets", "hashes_per_bucket", "signature_hashes", "buffer_mb"):
@@ -56,10 +56,10 @@ def build_minhash_dedup(params: MinhashDedupParams, ctx: BuildContext):
                 f"Jaccard >= {verify:.3f} over {settings.num_hashes} values")
     if params.engine == "datasketch":
         signatures = minhash.MinhashSignatures(ctx.work_dir, settings, buffer_mb=params.buffer_mb, bands=False)
-        jobs = [GlobalJob("lsh", [minhash.SketchLSH(ctx.work_dir, settings, verify)], tasks=1)]
+        jobs = [GlobalJob("lsh", [minhash.SketchLSH(ctx.work_dir, settings, verify, params.buffer_mb)], tasks=1)]
     else:
         signatures = minhash.MinhashSignatures(ctx.work_dir, settings, buffer_mb=params.buffer_mb)
         candidates = minhash.FindCandidates(ctx.work_dir, settings, buffer_mb=params.buffer_mb)
-        jobs = [GlobalJob("buckets", [candidates], tasks=b),
-                GlobalJob("clusters", [minhash.ClusterDuplicates(ctx.work_dir, settings, verify)], tasks=1)]
+        clusters = minhash.ClusterDuplicates(ctx.work_dir, settings, verify, params.buffer_mb)
+        jobs = [GlobalJob("buckets", [candidates], tasks=b), GlobalJob("clusters", [clusters], tasks=1)]
     return [signatures, Barrier(jobs), minhash.ApplyClusters(ctx.work_dir, ctx.exclusion_writer("minhash_dedup"))]
