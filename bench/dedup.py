@@ -2,6 +2,7 @@
 
     python bench/dedup.py                                   # full run (~15 min on 2 cores), bench/results/dedup.json
     python bench/dedup.py --sizes 10000 --datasketch-max 10000   # quick
+    python bench/dedup.py --parts clustering                 # one part; the others in the results stay
 
 1. Quality: the labelled near-duplicate set (scripts/make_neardup_set.py: 60 real articles, 9 controlled
    variants each, 60 hard negatives) through the `minhash_dedup` stage (default parameters, both engines)
@@ -500,23 +501,23 @@ def main() -> None:
     parser.add_argument("--datasketch-max", type=int, default=100_000,
                         help="largest corpus datasketch is run on (it runs at ~600 docs/s in one process)")
     parser.add_argument("--keep-corpora", action="store_true", help="keep the generated JSONL files")
-    parser.add_argument("--only-clustering", action="store_true",
-                        help="run only the clustering part and update it in the existing results")
+    parser.add_argument("--parts", default="microbench,quality,scale,clustering",
+                        help="what to run; the other parts of an existing results file are kept")
     args = parser.parse_args()
+    parts = set(args.parts.split(","))
     WORK.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    if args.only_clustering:
-        report = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    report = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    report["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version(), "workers": WORKERS}
+    if "microbench" in parts:
+        report["signature_microbench"] = signature_microbench()
+        print(json.dumps(report["signature_microbench"]), flush=True)
+    if "quality" in parts:
+        report["quality"] = bench_quality()
+    if "scale" in parts:
+        report["scale"] = [bench_size(int(s), int(s) <= args.datasketch_max) for s in args.sizes.split(",")]
+    if "clustering" in parts:
         report["clustering"] = bench_clustering()
-        RESULTS.write_text(json.dumps(report, indent=2) + "\n")
-        print(f"updated the clustering part of {RESULTS.relative_to(ROOT)} in {time.perf_counter() - started:.0f} s")
-        return
-    report = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "workers": WORKERS},
-              "signature_microbench": signature_microbench()}
-    print(json.dumps(report["signature_microbench"]), flush=True)
-    report["quality"] = bench_quality()
-    report["scale"] = [bench_size(int(s), int(s) <= args.datasketch_max) for s in args.sizes.split(",")]
-    report["clustering"] = bench_clustering()
     report["bench_wall_s"] = round(time.perf_counter() - started, 1)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(report, indent=2) + "\n")

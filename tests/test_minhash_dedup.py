@@ -21,6 +21,7 @@ sys.path.insert(0, str(REPO / "scripts"))
 import make_neardup_set as neardup  # noqa: E402
 
 from webmill.dedup.common import ASCII_WHITESPACE, UNICODE_WHITESPACE, normalized_batch  # noqa: E402
+from webmill.dedup.datatrove_minhash import MinhashDedupBuckets  # noqa: E402
 from webmill.dedup.components import CLUSTER_RECORD, cluster, connected_components  # noqa: E402
 from webmill.dedup.minhash import (  # noqa: E402
     FindCandidates,
@@ -259,7 +260,7 @@ def test_one_permutation_signatures_estimate_jaccard():
     assert abs(float(np.mean(errors))) < 0.03 and float(np.abs(errors).max()) < 0.2, errors
 
 
-def test_in_memory_band_merge_writes_what_datatroves_merge_writes(tmp_path, labelled):
+def test_numpy_band_merges_write_what_datatroves_merge_writes(tmp_path, labelled):
     docs, _ = labelled
     settings = MinhashSettings()
     step = MinhashSignatures(str(tmp_path), settings)
@@ -269,14 +270,43 @@ def test_in_memory_band_merge_writes_what_datatroves_merge_writes(tmp_path, labe
         for _ in step.run(stream):
             pass
     outputs = {}
-    for mode, buffer_mb in (("numpy", 64), ("datatrove", 0)):
+    for mode in ("one sort", "rounds", "datatrove"):
         for band in range(settings.num_buckets):
-            FindCandidates(str(tmp_path), settings, buffer_mb=buffer_mb).run(None, band, settings.num_buckets)
+            step = FindCandidates(str(tmp_path), settings, buffer_mb=64)
+            if mode == "rounds":  # no memory to spare: 64 records of each file at a time, many rounds
+                step.buffer_mb = 0
+                step.run(None, band, settings.num_buckets)
+            elif mode == "datatrove":  # datatrove's own heap merge on the same files
+                MinhashDedupBuckets.run(step, None, band, settings.num_buckets)
+            else:
+                step.run(None, band, settings.num_buckets)
         folder = tmp_path / "dups"
         outputs[mode] = {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
         folder.rename(tmp_path / f"dups_{mode}")
-    assert outputs["numpy"] == outputs["datatrove"]
-    assert sum(len(b) for b in outputs["numpy"].values()) > 1000  # the labelled set has candidates
+    assert outputs["one sort"] == outputs["datatrove"] == outputs["rounds"]
+    assert sum(len(b) for b in outputs["datatrove"].values()) > 1000  # the labelled set has candidates
+
+
+def test_band_merge_in_rounds_with_long_runs_of_one_value(tmp_path):
+    """Files whose chunks hold nothing but one band value (copies of a page) still merge like one sort."""
+    settings = MinhashSettings()
+    dtype = settings.band_dtype()
+    rng = np.random.default_rng(5)
+    folder = tmp_path / "sigs" / "bucket_000"
+    folder.mkdir(parents=True)
+    for file in range(3):
+        records = np.zeros(700, dtype=dtype)
+        records["h0"] = np.where(rng.random(700) < 0.5, 7, rng.integers(0, 20, 700))  # half: one value
+        records["h1"] = rng.integers(0, 2, 700)
+        records["doc"] = np.arange(700)
+        records = np.sort(records, order=[f"h{i}" for i in range(6)] + ["doc"])
+        records.tofile(folder / f"{file:06d}.minhash.sig")
+    names = sorted(f.name for f in folder.iterdir())
+    step = FindCandidates(str(tmp_path), settings)
+    step._merge_in_memory(str(folder), names, str(tmp_path / "one_sort"))
+    step._merge_in_rounds(str(folder), names, str(tmp_path / "rounds"), 64)
+    assert (tmp_path / "rounds").read_bytes() == (tmp_path / "one_sort").read_bytes()
+    assert (tmp_path / "rounds").stat().st_size > 16 * 1000
 
 
 def test_shingle_hashes_identify_equal_shingles():

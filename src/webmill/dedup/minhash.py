@@ -15,9 +15,9 @@ Steps (around a `Barrier`, see `webmill.stages.minhash_dedup`):
    position in its input file, sorted), and in position order to `full/<input index>.sig`. Memory: the
    signatures of at most `buffer_mb` MB of documents; larger input files are sorted in runs and merged
    on disk.
-2. `FindCandidates` = datatrove's `MinhashDedupBuckets` (one task per band): a k-way merge of the sorted
-   files of its band (one NumPy sort when the band fits in memory); equal band values give candidate
-   pairs `dups/BBBBB_00.dups`.
+2. `FindCandidates` (one task per band), writing what datatrove's `MinhashDedupBuckets` writes: a merge
+   of the sorted files of its band, in NumPy (one sort when the band fits in a quarter of `buffer_mb`,
+   else rounds of one chunk per file); equal band values give candidate pairs `dups/BBBBB_00.dups`.
 3. `ClusterDuplicates` (one task): each candidate pair is verified on the full signatures (share of equal
    values = estimated Jaccard >= `verify_threshold`; banding alone lets most pairs at J = 0.65 through),
    then connected components of the verified pairs. Each
@@ -413,12 +413,13 @@ class MinhashSignatures(PipelineStep):
 class FindCandidates(MinhashDedupBuckets):
     """datatrove's `MinhashDedupBuckets` (one task per band) on webmill's per-input-file signature files.
 
-    A band whose files fit in a quarter of `buffer_mb` is merged in memory with one NumPy sort (same
-    output, byte for byte: records ordered by band values, input file, position; one pair per two
-    neighbours with equal values) — datatrove's heap merge handles a record at a time in Python (~5 µs
-    each). Larger bands go through datatrove's merge, its read buffer set so that all open files together
-    use at most `buffer_mb` MB (its default reads 5 records per call). The band folders are created so an
-    empty corpus works."""
+    datatrove's heap merge handles a record at a time in Python (~5 µs each); webmill merges with NumPy
+    and writes the same file, byte for byte (records ordered by band values, input file, position; one
+    pair per two neighbours with equal values). A band whose files fit in a quarter of `buffer_mb` is
+    merged with one sort; a larger one in rounds: every file's next chunk is read (together at most a
+    quarter of `buffer_mb`), the records below the smallest last value of a file not yet finished are
+    sorted and written, the rest wait for the next round. datatrove's own merge remains for a band split
+    over several tasks. The band folders are created so an empty corpus works."""
 
     def __init__(self, work_dir: str, settings: MinhashSettings, buffer_mb: int = 64):
         super().__init__(os.path.join(work_dir, "sigs"), os.path.join(work_dir, "dups"),
@@ -433,20 +434,20 @@ class FindCandidates(MinhashDedupBuckets):
         os.makedirs(os.path.join(self.work_dir, "dups"), exist_ok=True)
         names = sorted(f for f in os.listdir(band_dir) if f.endswith(".minhash.sig"))
         size = sum(os.path.getsize(os.path.join(band_dir, name)) for name in names)
-        if world_size == self.settings.num_buckets and size <= (self.buffer_mb << 20) // 4:
-            with self.track_time():
-                self._merge_in_memory(band_dir, names, rank)
-            return
-        self.lines_to_buffer = int(min(1 << 14, max(16, (self.buffer_mb << 20) // max(1, len(names))
-                                                    // self.settings.band_dtype().itemsize)))
-        return super().run(data, rank, world_size)
+        if world_size != self.settings.num_buckets:
+            self.lines_to_buffer = int(min(1 << 14, max(16, (self.buffer_mb << 20) // max(1, len(names))
+                                                        // self.settings.band_dtype().itemsize)))
+            return super().run(data, rank, world_size)
+        target = os.path.join(self.work_dir, "dups", f"{rank:05d}_00.dups")
+        with self.track_time():
+            if size <= (self.buffer_mb << 20) // 4:
+                write_atomically(target, lambda path: self._merge_in_memory(band_dir, names, path))
+            else:
+                rows = (self.buffer_mb << 20) // 4 // len(names) // self.settings.band_dtype().itemsize
+                write_atomically(target, lambda path: self._merge_in_rounds(band_dir, names, path, rows))
 
-    def _merge_in_memory(self, band_dir: str, names: list[str], band: int) -> None:
-        dtype = self.settings.band_dtype()
-        parts = [np.fromfile(os.path.join(band_dir, name), dtype=dtype) for name in names]
-        records = np.concatenate(parts) if parts else np.empty(0, dtype=dtype)
-        files = np.repeat(np.array([int(n.removesuffix(".minhash.sig")) for n in names], dtype=np.uint32),
-                          [len(part) for part in parts])
+    def _pairs(self, records: np.ndarray, files: np.ndarray) -> np.ndarray:
+        """The candidate pairs of a set of records holding every record of its band values."""
         values = [records[f"h{i}"] for i in range(self.settings.hashes_per_bucket)]
         order = np.lexsort([records["doc"], files] + values[::-1])
         values = [v[order] for v in values]
@@ -458,8 +459,57 @@ class FindCandidates(MinhashDedupBuckets):
         pairs = np.empty(len(first), dtype=DUP_PAIR)
         pairs["f1"], pairs["d1"] = files[first], docs[first]
         pairs["f2"], pairs["d2"] = files[first + 1], docs[first + 1]
-        write_atomically(os.path.join(self.work_dir, "dups", f"{band:05d}_00.dups"), pairs.tofile)
         self.stat_update("total_matches", value=len(first))
+        return pairs
+
+    def _merge_in_memory(self, band_dir: str, names: list[str], path: str) -> None:
+        dtype = self.settings.band_dtype()
+        parts = [np.fromfile(os.path.join(band_dir, name), dtype=dtype) for name in names]
+        records = np.concatenate(parts) if parts else np.empty(0, dtype=dtype)
+        files = np.repeat(np.array([int(n.removesuffix(".minhash.sig")) for n in names], dtype=np.uint32),
+                          [len(part) for part in parts])
+        self._pairs(records, files).tofile(path)
+
+    def _merge_in_rounds(self, band_dir: str, names: list[str], path: str, chunk_rows: int) -> None:
+        dtype = self.settings.band_dtype()
+        key = [f"h{i}" for i in range(self.settings.hashes_per_bucket)]
+        key_dtype = np.dtype([(name, dtype[name]) for name in key])
+        chunk_rows = max(64, chunk_rows)
+        sources = [open(os.path.join(band_dir, name), "rb") for name in names]
+        ids = [int(n.removesuffix(".minhash.sig")) for n in names]
+        waiting = [np.empty(0, dtype=dtype) for _ in names]
+        finished = [False] * len(names)
+
+        def read_more(i: int) -> None:
+            chunk = np.frombuffer(sources[i].read(chunk_rows * dtype.itemsize), dtype=dtype)
+            finished[i] = len(chunk) < chunk_rows
+            waiting[i] = np.concatenate([waiting[i], chunk])
+
+        try:
+            with open(path, "wb") as out:
+                for i in range(len(names)):
+                    read_more(i)
+                while any(len(w) for w in waiting):
+                    open_ends = [waiting[i][key][-1].item() for i in range(len(names))
+                                 if not finished[i] and len(waiting[i])]
+                    bound = np.array([min(open_ends)], dtype=key_dtype)[0] if open_ends else None
+                    # records below the bound: every record with the same values is among them
+                    counts = [len(w) if bound is None else int(np.searchsorted(w[key], bound)) for w in waiting]
+                    if not sum(counts):  # a whole chunk of one value: read on in the files that end with it
+                        for i in range(len(names)):
+                            if not finished[i] and len(waiting[i]) and waiting[i][key][-1] == bound:
+                                read_more(i)
+                        continue
+                    records = np.concatenate([w[:n] for w, n in zip(waiting, counts)])
+                    files = np.repeat(np.array(ids, dtype=np.uint32), counts)
+                    out.write(self._pairs(records, files).tobytes())
+                    for i, n in enumerate(counts):
+                        waiting[i] = waiting[i][n:]
+                        if not len(waiting[i]) and not finished[i]:
+                            read_more(i)
+        finally:
+            for source in sources:
+                source.close()
 
 
 DUP_PAIR = np.dtype([("f1", "<u4"), ("d1", "<u4"), ("f2", "<u4"), ("d2", "<u4")])
