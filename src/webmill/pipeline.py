@@ -109,10 +109,13 @@ def build_plan(recipe: Recipe, layout: OutputLayout, limit: int = -1, progress: 
     phases[0].add(build_reader(recipe, root, paths_file, relative, limit, progress), reader_label)
     factory = exclusion_factory(recipe.output.exclusions)
     stage_columns: dict[str, str] = {}
-    count_tokens = recipe.output.count_tokens != "none"
     holds_text = recipe.input_format != "warc"  # archives hold HTML until the extract stage
-    if count_tokens and holds_text:
-        phases[0].add(TokenTally(recipe.output.count_tokens), reader_label)
+
+    def count_tokens(label: str) -> None:  # after a stage, once documents hold text
+        if recipe.output.count_tokens != "none" and holds_text:
+            phases[-1].add(TokenTally(recipe.output.count_tokens), label)
+
+    count_tokens(reader_label)
     for index, stage in enumerate(recipe.stages, start=1):
         built = stage.spec.build(stage.params, BuildContext(stage_index=index, exclusion_writer_factory=factory,
                                                             work_dir=str(layout.work / f"{index:02d}_{stage.spec.name}")))
@@ -123,12 +126,10 @@ def build_plan(recipe: Recipe, layout: OutputLayout, limit: int = -1, progress: 
                 phases[-1].add(step, stage.label)
         stage_columns.update(stage.spec.columns)
         holds_text = holds_text or stage.spec.name == "extract"
-        if count_tokens and holds_text:
-            phases[-1].add(TokenTally(recipe.output.count_tokens), stage.label)
+        count_tokens(stage.label)
     out = recipe.output
     writer_label = f"{len(recipe.stages) + 1}:write (parquet)"
-    if count_tokens and holds_text:
-        phases[-1].add(TokenTally(recipe.output.count_tokens), writer_label)
+    count_tokens(writer_label)
     phases[-1].add(CorpusParquetWriter(
         str(layout.data), output_columns(stage_columns),
         compression=None if out.compression == "none" else out.compression,

@@ -19,7 +19,7 @@ from webmill.errors import WebmillError
 from webmill.parquet_output import PARTIAL
 from webmill.pipeline import OutputLayout, Phase, build_plan
 from webmill.recipe import Recipe
-from webmill.tokens import TokenCounter
+from webmill.tokens import tokenizer_name
 
 
 def recipe_fingerprint(recipe: Recipe, limit: int) -> dict:
@@ -141,6 +141,6 @@ def run_recipe(recipe: Recipe, limit: int = -1, overwrite: bool = False, progres
         labels.extend(phase.labels)
     rows = stage_rows(steps, labels)
     kind = recipe.output.count_tokens
-    tokenizer = None if kind == "none" else TokenCounter(kind).describe()
+    tokenizer = None if kind == "none" else tokenizer_name(kind)
     return write_stats(layout.stats, recipe.name, rows, recipe.executor.tasks, time.perf_counter() - started,
                        tokenizer)

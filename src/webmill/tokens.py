@@ -17,6 +17,13 @@ SHIPPED_SP_MODEL = Path(__file__).resolve().parent / "assets" / "kenlm" / "en.sp
 TOKENIZERS = ("sentencepiece", "words")
 
 
+def tokenizer_name(kind: str, sp_model: str | os.PathLike | None = None) -> str:
+    """How reports name a tokenizer (no model is loaded)."""
+    if kind == "words":
+        return "words (whitespace-separated)"
+    return f"sentencepiece ({Path(sp_model or SHIPPED_SP_MODEL).name}, normalised paragraphs)"
+
+
 class TokenCounter:
     """Counts the tokens of one text at a time (`count`); `describe` names the tokenizer for reports."""
 
@@ -37,9 +44,7 @@ class TokenCounter:
             self._paragraphs = normalize_paragraphs
 
     def describe(self) -> str:
-        if self.kind == "words":
-            return "words (whitespace-separated)"
-        return f"sentencepiece ({self.model_path.name}, normalised paragraphs)"
+        return tokenizer_name(self.kind, self.model_path)
 
     def count(self, text: str) -> int:
         if self.kind == "words":

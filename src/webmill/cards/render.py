@@ -22,7 +22,8 @@ SIZE_BUCKETS = [(1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), 
                 (10_000_000_000, "1B<n<10B"), (100_000_000_000, "10B<n<100B"),
                 (1_000_000_000_000, "100B<n<1T")]
 LICENSE_ID = re.compile(r"^[a-z0-9][a-z0-9.+\-]*$")
-KNOWN_STATS_KEYS = {"recipe", "tasks", "wall_time_s", "documents_in", "documents_out", "stages", "tokens_out", "tokenizer"}
+KNOWN_STATS_KEYS = {"recipe", "tasks", "wall_time_s", "documents_in", "documents_out", "stages", "tokens_out",
+                    "tokenizer"}
 COLUMN_TITLES = {
     "language_score": "fastText language score",
     "perplexity": "KenLM perplexity",

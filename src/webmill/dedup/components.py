@@ -263,8 +263,8 @@ def _smallest_neighbours(edges: _Spread, folder: str, name: str) -> _Spread:
     proposals = edges.sibling(folder, "proposals")
     for p in range(edges.parts):
         for chunk in edges.chunks(p):
-            proposals.add(np.concatenate([_rows(chunk["a"], np.minimum(chunk["a"], chunk["b"])),
-                                          _rows(chunk["b"], np.minimum(chunk["a"], chunk["b"]))]))
+            smaller = np.minimum(chunk["a"], chunk["b"])
+            proposals.add(np.concatenate([_rows(chunk["a"], smaller), _rows(chunk["b"], smaller)]))
     labels = edges.sibling(folder, name)
     for p in range(edges.parts):
         labels.replace(p, _table_of_stream(proposals, p, np.minimum))
@@ -345,7 +345,8 @@ def _write_members(roots: _Spread, folder: str, cluster_dir: str, remove_dir: st
     """Cluster sizes per root, then the records of each input file, sorted by position."""
     counts = roots.sibling(folder, "counts")  # (root, members in one part)
     for p in range(roots.parts):
-        counts.add(_first_per_key(_rows(roots.load(p)["b"], np.ones(len(roots.load(p)), dtype=U64)), np.add))
+        part_roots = roots.load(p)["b"]
+        counts.add(_first_per_key(_rows(part_roots, np.ones(len(part_roots), dtype=U64)), np.add))
     sizes = roots.sibling(folder, "sizes")
     summary = {"documents_in_clusters": 0, "clusters": 0, "near_duplicates": 0, "largest_cluster": 0}
     for p in range(roots.parts):
